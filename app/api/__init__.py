@@ -1,0 +1,1 @@
+"""The HTTP layer: dependencies, versioned routers and health checks."""

@@ -1,0 +1,83 @@
+"""Recipes: public reads, writes by their submitter (or a superuser)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import AfterValidator
+
+from app import crud
+from app.api.deps import CurrentUser, OwnedRecipe, PageDep, RecipeId, SessionDep
+from app.api.pagination import MAX_ID, split_page
+from app.api.responses import errors
+from app.schemas.common import storable
+from app.schemas import RecipeCreate, RecipePage, RecipeRead, RecipeSearchResults, RecipeUpdate
+
+router = APIRouter(prefix="/recipes", tags=["recipes"])
+
+
+@router.get("", response_model=RecipePage)
+async def read_recipes(
+    db: SessionDep,
+    page: PageDep,
+    submitter_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only this user's recipes.")
+    ] = None,
+) -> RecipePage:
+    """Recipes, newest first, one cursor page at a time."""
+    if submitter_id is None:
+        rows = await crud.recipe.get_multi(db, before_id=page.before_id, limit=page.limit + 1)
+    else:
+        rows = await crud.recipe.get_multi_by_submitter(
+            db, submitter_id=submitter_id, before_id=page.before_id, limit=page.limit + 1
+        )
+    items, next_cursor = split_page(rows, page.limit)
+    return RecipePage(
+        items=[RecipeRead.model_validate(r) for r in items], next_cursor=next_cursor
+    )
+
+
+@router.get("/search", response_model=RecipeSearchResults)
+async def search_recipes(
+    db: SessionDep,
+    keyword: Annotated[
+        str,
+        Query(min_length=1, max_length=100, description="Case-insensitive, in the label."),
+        AfterValidator(storable),
+    ],
+    max_results: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> RecipeSearchResults:
+    """Recipes whose label contains the keyword, newest first."""
+    rows = await crud.recipe.search(db, keyword=keyword, limit=max_results)
+    return RecipeSearchResults(results=[RecipeRead.model_validate(r) for r in rows])
+
+
+@router.get("/{recipe_id}", response_model=RecipeRead, responses=errors(404))
+async def read_recipe(db: SessionDep, recipe_id: RecipeId) -> RecipeRead:
+    """One recipe by id."""
+    recipe = await crud.recipe.get(db, recipe_id)
+    if recipe is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Recipe not found")
+    return RecipeRead.model_validate(recipe)
+
+
+@router.post(
+    "", response_model=RecipeRead, status_code=status.HTTP_201_CREATED, responses=errors(401)
+)
+async def create_recipe(db: SessionDep, user: CurrentUser, recipe_in: RecipeCreate) -> RecipeRead:
+    """Submit a recipe; the caller is its submitter."""
+    recipe = await crud.recipe.create_with_submitter(db, obj_in=recipe_in, submitter_id=user.id)
+    return RecipeRead.model_validate(recipe)
+
+
+@router.patch("/{recipe_id}", response_model=RecipeRead, responses=errors(401, 403, 404))
+async def update_recipe(db: SessionDep, recipe: OwnedRecipe, recipe_in: RecipeUpdate) -> RecipeRead:
+    """Change some fields of a recipe you submitted."""
+    return RecipeRead.model_validate(await crud.recipe.update(db, db_obj=recipe, obj_in=recipe_in))
+
+
+@router.delete(
+    "/{recipe_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 403, 404)
+)
+async def delete_recipe(db: SessionDep, recipe: OwnedRecipe) -> None:
+    """Delete a recipe you submitted."""
+    await crud.recipe.remove(db, db_obj=recipe)

@@ -1,0 +1,1 @@
+"""Settings and security primitives. Imports nothing from the layers above."""

@@ -1,0 +1,151 @@
+"""Settings from the environment (and .env), validated once at start-up."""
+
+import json
+import logging
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+Environment = Literal["local", "test", "staging", "production"]
+CommaList = Annotated[list[str], NoDecode]
+
+DATA_DIR = Path("data")
+LOCAL_SECRET_FILE = DATA_DIR / ".secret_key"
+MIN_SECRET_LENGTH = 32
+PLACEHOLDERS = frozenset({"", "secret", "password", "changeme", "change-me", "change_me"})
+
+
+def is_placeholder(value: str) -> bool:
+    """A value copied from an example file or a tutorial, not chosen by a person."""
+    lowered = value.strip().lower()
+    return lowered in PLACEHOLDERS or lowered.startswith("changethis")
+
+
+def local_secret(path: Path = LOCAL_SECRET_FILE) -> str:
+    """A secret generated once and kept on disk, so every local worker signs with the same key."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(secrets.token_urlsafe(48))
+    tmp.chmod(0o600)
+    try:
+        # link() fails if another worker won the race; then its key is the one to use.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the common spellings and pick the async driver for each database."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", validate_default=True
+    )
+
+    PROJECT_NAME: str = "Recipe Service"
+    API_V1_STR: str = "/api/v1"
+    ENVIRONMENT: Environment = "local"
+
+    SECRET_KEY: SecretStr | None = Field(
+        default=None,
+        description="HMAC key for JWTs. Optional in local mode; required (32+ chars) elsewhere.",
+    )
+    ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=15, ge=1, le=60 * 24 * 30)
+
+    DATABASE_URL: str = f"sqlite+aiosqlite:///./{DATA_DIR}/app.db"
+    DB_POOL_SIZE: int = Field(default=10, ge=1)
+    DB_MAX_OVERFLOW: int = Field(default=10, ge=0)
+    DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
+    SQLITE_BUSY_TIMEOUT_MS: int = Field(default=5000, ge=0)
+
+    BACKEND_CORS_ORIGINS: CommaList = []
+    ALLOWED_HOSTS: CommaList = ["*"]
+
+    FIRST_SUPERUSER_EMAIL: str = "admin@example.com"
+    FIRST_SUPERUSER_PASSWORD: SecretStr = SecretStr("changethis")
+
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("BACKEND_CORS_ORIGINS", "ALLOWED_HOSTS", mode="before")
+    @classmethod
+    def _parse_list(cls, value: Any) -> Any:
+        """Accept a JSON array or a comma-separated string."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("BACKEND_CORS_ORIGINS")
+    @classmethod
+    def _strip_slash(cls, value: list[str]) -> list[str]:
+        return [origin.rstrip("/") for origin in value]
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("FIRST_SUPERUSER_EMAIL")
+    @classmethod
+    def _lower_email(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @model_validator(mode="after")
+    def _refuse_weak_secrets(self) -> Self:
+        if self.ENVIRONMENT == "local":
+            if self.SECRET_KEY is None:
+                self.SECRET_KEY = SecretStr(local_secret())
+            if is_placeholder(self.FIRST_SUPERUSER_PASSWORD.get_secret_value()):
+                logger.warning("FIRST_SUPERUSER_PASSWORD is a placeholder: fine locally only.")
+            return self
+        problems = []
+        key = self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else ""
+        if len(key) < MIN_SECRET_LENGTH or is_placeholder(key):
+            problems.append(
+                f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_LENGTH} "
+                'characters (python3 -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        password = self.FIRST_SUPERUSER_PASSWORD.get_secret_value()
+        if len(password) < 8 or is_placeholder(password):
+            problems.append("FIRST_SUPERUSER_PASSWORD must be set to a real password (8+ chars)")
+        if problems:
+            raise ValueError(f"ENVIRONMENT={self.ENVIRONMENT}: " + "; ".join(problems))
+        return self
+
+    @property
+    def secret_key(self) -> str:
+        assert self.SECRET_KEY is not None  # set by the validator in every environment
+        return self.SECRET_KEY.get_secret_value()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+settings = get_settings()

@@ -1,0 +1,1 @@
+"""Engine, session factory, declarative base and first-data seeding. No HTTP here."""

@@ -1,0 +1,24 @@
+"""Seed the database (first superuser, sample recipes): `python -m app.initial_data`."""
+
+import asyncio
+import logging
+
+from app.db.init_db import init_db
+from app.db.session import SessionLocal, engine
+
+logger = logging.getLogger("app.initial_data")
+
+
+async def main() -> None:
+    try:
+        async with SessionLocal() as db:
+            await init_db(db)
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logger.info("creating initial data")
+    asyncio.run(main())
+    logger.info("initial data created")

@@ -1,0 +1,6 @@
+"""SQLAlchemy models, all re-exported here so relationships resolve without import cycles."""
+
+from app.models.recipe import Recipe
+from app.models.user import User
+
+__all__ = ["Recipe", "User"]

@@ -1,0 +1,27 @@
+"""Pydantic models at the API's edges. No ORM queries here."""
+
+from app.schemas.common import ErrorDetail, Page
+from app.schemas.recipe import (
+    RecipeCreate,
+    RecipePage,
+    RecipeRead,
+    RecipeSearchResults,
+    RecipeUpdate,
+)
+from app.schemas.token import Token
+from app.schemas.user import UserCreate, UserPage, UserRead, UserRegister
+
+__all__ = [
+    "ErrorDetail",
+    "Page",
+    "RecipeCreate",
+    "RecipePage",
+    "RecipeRead",
+    "RecipeSearchResults",
+    "RecipeUpdate",
+    "Token",
+    "UserCreate",
+    "UserPage",
+    "UserRead",
+    "UserRegister",
+]

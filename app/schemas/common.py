@@ -1,0 +1,67 @@
+"""Types shared by the schemas: safe text and the cursor page envelope."""
+
+import re
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def storable(value: str) -> str:
+    """Refuse what a database cannot store (NUL, lone surrogates) with a 422, not a 500."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text") from exc
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def single_line(value: str) -> str:
+    if _CONTROL.search(storable(value)):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# One-line text types. Surrounding spaces are dropped, so "  " is not a non-empty value.
+Text100 = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(single_line),
+]
+Text256 = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=256),
+    AfterValidator(single_line),
+]
+
+
+class ReadModel(BaseModel):
+    """Base of response schemas: built from ORM objects by attribute."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class WriteModel(BaseModel):
+    """Base of request bodies: unknown fields are refused, so none is silently applied."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page.",
+        examples=[None],
+    )
+
+
+class ErrorDetail(BaseModel):
+    """The body of every 4xx and 5xx answer (422 keeps FastAPI's list of errors)."""
+
+    detail: str = Field(examples=["Recipe not found"])

@@ -1,0 +1,62 @@
+"""Recipe request and response bodies."""
+
+from datetime import datetime
+from typing import Annotated, Self
+
+from pydantic import Field, HttpUrl, UrlConstraints, field_serializer, model_validator
+
+from app.schemas.common import Page, ReadModel, Text256, WriteModel
+
+Label = Annotated[Text256, Field(examples=["Chicken Vesuvio"])]
+Source = Annotated[Text256, Field(examples=["Serious Eats"])]
+RecipeUrl = Annotated[
+    HttpUrl,
+    UrlConstraints(max_length=2048, allowed_schemes=["http", "https"]),
+    Field(examples=["https://www.seriouseats.com/chicken-vesuvio"]),
+]
+
+
+class RecipeCreate(WriteModel):
+    label: Label
+    source: Source
+    url: RecipeUrl
+
+    @field_serializer("url")
+    def _url_text(self, url: HttpUrl) -> str:
+        return str(url)
+
+
+class RecipeUpdate(WriteModel):
+    """Partial update: send only the fields to change. null is not a value for any of them."""
+
+    label: Label | None = None
+    source: Source | None = None
+    url: RecipeUrl | None = None
+
+    @field_serializer("url")
+    def _url_text(self, url: HttpUrl | None) -> str | None:
+        return None if url is None else str(url)
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Self:
+        nulls = sorted(f for f in self.model_fields_set if getattr(self, f) is None)
+        if nulls:
+            raise ValueError(f"fields cannot be null: {', '.join(nulls)}")
+        return self
+
+
+class RecipeRead(ReadModel):
+    id: int
+    label: str
+    source: str
+    url: str
+    submitter_id: int
+    created_at: datetime
+    updated_at: datetime
+
+
+RecipePage = Page[RecipeRead]
+
+
+class RecipeSearchResults(ReadModel):
+    results: list[RecipeRead]

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Prepare the database, then serve. HOST, PORT and WORKERS come from the environment.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+bash ./prestart.sh
+# Proxy headers are honoured only from FORWARDED_ALLOW_IPS (uvicorn's default: 127.0.0.1).
+exec fastapi run \
+    --host "${HOST:-0.0.0.0}" \
+    --port "${PORT:-8000}" \
+    --workers "${WORKERS:-1}" \
+    --proxy-headers \
+    "$@"

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Project task runner: one set of verbs for people, the README and CI. Standard library only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+LOCK = ROOT / "requirements-dev.txt"
+PY_FILES = ["app", "tests", "alembic", "scripts"]
+
+
+def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
+    code = subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
+    if code:
+        sys.exit(code)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(VENV)
+    return env
+
+
+def install() -> None:
+    """Create .venv and install the locked dependencies; a no-op when the lock is unchanged."""
+    if not (BIN / "python").exists():
+        print(f"Creating {VENV.relative_to(ROOT)} ...")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()[:16]
+    stamp = VENV / f".installed-{digest}"
+    if stamp.exists():
+        return
+    print(f"Installing the locked dependencies from {LOCK.name} ...")
+    pip = (BIN / "python", "-m", "pip", "--disable-pip-version-check", "-q")
+    _run(*pip, "install", "-r", LOCK)
+    for old in VENV.glob(".installed-*"):
+        old.unlink()
+    stamp.touch()
+
+
+def run(args: list[str]) -> None:
+    """Migrate, seed and serve (SQLite under ./data unless DATABASE_URL says otherwise)."""
+    install()
+    _run("bash", ROOT / "run.sh", *args, env=_env())
+
+
+def test(args: list[str]) -> None:
+    """The whole suite with coverage; TEST_DATABASE_URL=postgresql+asyncpg://... runs it on PG."""
+    install()
+    _run(BIN / "python", "-m", "pytest", "--cov", "--cov-report=term", *args, env=_env())
+
+
+def lint(_: list[str]) -> None:
+    install()
+    _run(BIN / "ruff", "check", *PY_FILES)
+    _run(BIN / "ruff", "format", "--check", *PY_FILES)
+
+
+def fmt(_: list[str]) -> None:
+    install()
+    _run(BIN / "ruff", "check", "--fix", *PY_FILES)
+    _run(BIN / "ruff", "format", *PY_FILES)
+
+
+def typecheck(_: list[str]) -> None:
+    install()
+    _run(BIN / "mypy", env=_env())
+
+
+def layers(_: list[str]) -> None:
+    install()
+    _run(BIN / "lint-imports", env=_env())
+
+
+def check(args: list[str]) -> None:
+    """Lint, format check, types and import layers: what CI runs besides the tests."""
+    lint(args)
+    typecheck(args)
+    layers(args)
+
+
+def lock(_: list[str]) -> None:
+    """Re-pin requirements*.txt from pyproject.toml (records versions only, no index address)."""
+    install()
+    _run(BIN / "python", "-m", "pip", "-q", "install", "uv")
+    common = ("--universal", "--python-version", "3.11", "--quiet", "--no-header")
+    _run(BIN / "uv", "pip", "compile", "pyproject.toml", *common, "-o", "requirements.txt")
+    _run(
+        BIN / "uv", "pip", "compile", "pyproject.toml", "--extra", "dev",
+        "-c", "requirements.txt", *common, "-o", "requirements-dev.txt",
+    )  # fmt: skip
+
+
+VERBS = {
+    "install": lambda _: install(),
+    "run": run,
+    "test": test,
+    "lint": lint,
+    "format": fmt,
+    "typecheck": typecheck,
+    "layers": layers,
+    "check": check,
+    "lock": lock,
+}
+
+
+def main() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit("Python 3.11 or newer is required.")
+    if len(sys.argv) < 2 or sys.argv[1] not in VERBS:
+        sys.exit(f"usage: python3 scripts/dev.py {{{'|'.join(VERBS)}}} [args...]")
+    VERBS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()
