@@ -1,8 +1,8 @@
 """Alembic environment: async engine, URL from the app settings, batch mode for SQLite."""
 
 import asyncio
-from typing import Any, Literal
 from logging.config import fileConfig
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy import DateTime
@@ -20,7 +20,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Base.metadata
 
 
-def render_item(type_: str, obj: object, autogen_context: Any) -> str | Literal[False]:
+def render_item(type_: str, obj: object, _autogen_context: Any) -> str | Literal[False]:
     """Write app column types as plain SQLAlchemy ones, so migrations never import the app."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return repr(DateTime(timezone=True)).replace("DateTime", "sa.DateTime")

@@ -38,7 +38,7 @@ async def wait_for_db(
 
 async def main() -> int:
     try:
-        return 0 if await wait_for_db(engine) else 1
+        return 0 if await wait_for_db(engine, MAX_TRIES, WAIT_SECONDS) else 1
     finally:
         await engine.dispose()
 

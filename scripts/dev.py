@@ -114,7 +114,7 @@ VERBS = {
 
 
 def main() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script itself may run on an older one
         sys.exit("Python 3.11 or newer is required.")
     if len(sys.argv) < 2 or sys.argv[1] not in VERBS:
         sys.exit(f"usage: python3 scripts/dev.py {{{'|'.join(VERBS)}}} [args...]")

@@ -47,7 +47,12 @@ class CRUDBase(Generic[ModelType, CreateSchemaType, UpdateSchemaType]):
         await db.commit()
 
     async def _newest_first(
-        self, db: AsyncSession, query: Select[tuple[ModelType]], *, before_id: int | None, limit: int
+        self,
+        db: AsyncSession,
+        query: Select[ModelType],
+        *,
+        before_id: int | None,
+        limit: int,
     ) -> Sequence[ModelType]:
         """Keyset paging on the primary key: a page deep in the table costs what the first does."""
         query = query.order_by(self.model.id.desc()).limit(limit)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 class User(TimestampMixin, Base):
     __tablename__ = "user"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True, index=True)

@@ -16,21 +16,20 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 @router.post(
     "/signup",
-    response_model=UserRead,
     status_code=status.HTTP_201_CREATED,
     responses=errors(409),
 )
 async def signup(db: SessionDep, user_in: UserRegister) -> UserRead:
     """Create an account. New accounts are ordinary, active users."""
     if await crud.user.get_by_email(db, email=user_in.email):
-        raise HTTPException(status.HTTP_409_CONFLICT, detail="A user with this email already exists")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail="A user with this email already exists"
+        )
     return UserRead.model_validate(await crud.user.create(db, obj_in=user_in))
 
 
-@router.post("/login", response_model=Token, responses=errors(401))
-async def login(
-    db: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
-) -> Token:
+@router.post("/login", responses=errors(401))
+async def login(db: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Token:
     """OAuth2 password flow: `username` is the email. Returns a bearer access token."""
     user = await crud.user.authenticate(db, email=form.username.strip(), password=form.password)
     if user is None:
@@ -43,7 +42,7 @@ async def login(
     return Token(access_token=create_access_token(user.id))
 
 
-@router.get("/me", response_model=UserRead, responses=errors(401))
+@router.get("/me", responses=errors(401))
 async def read_me(user: CurrentUser) -> UserRead:
     """The logged-in user."""
     return UserRead.model_validate(user)

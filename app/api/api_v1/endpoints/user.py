@@ -11,7 +11,7 @@ from app.schemas import RecipePage, RecipeRead, UserPage, UserRead
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-@router.get("/me/recipes", response_model=RecipePage, responses=errors(401))
+@router.get("/me/recipes", responses=errors(401))
 async def read_my_recipes(db: SessionDep, user: CurrentUser, page: PageDep) -> RecipePage:
     """The recipes you submitted, newest first."""
     rows = await crud.recipe.get_multi_by_submitter(
@@ -21,7 +21,7 @@ async def read_my_recipes(db: SessionDep, user: CurrentUser, page: PageDep) -> R
     return RecipePage(items=[RecipeRead.model_validate(r) for r in items], next_cursor=next_cursor)
 
 
-@router.get("", response_model=UserPage, responses=errors(401, 403))
+@router.get("", responses=errors(401, 403))
 async def read_users(db: SessionDep, _: CurrentSuperuser, page: PageDep) -> UserPage:
     """All users, newest first (superusers only)."""
     rows = await crud.user.get_multi(db, before_id=page.before_id, limit=page.limit + 1)
@@ -29,7 +29,7 @@ async def read_users(db: SessionDep, _: CurrentSuperuser, page: PageDep) -> User
     return UserPage(items=[UserRead.model_validate(u) for u in items], next_cursor=next_cursor)
 
 
-@router.get("/{user_id}", response_model=UserRead, responses=errors(401, 403, 404))
+@router.get("/{user_id}", responses=errors(401, 403, 404))
 async def read_user(db: SessionDep, _: CurrentSuperuser, user_id: UserId) -> UserRead:
     """One user by id (superusers only)."""
     user = await crud.user.get(db, user_id)

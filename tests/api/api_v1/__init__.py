@@ -1,0 +1,1 @@
+"""Tests for app/api/api_v1."""

@@ -1,0 +1,311 @@
+"""Recipe endpoints: listing, search, reads and owner-only writes."""
+
+from typing import Any
+
+import httpx2
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.pagination import MAX_ID, encode_cursor
+from app.models import User
+from tests.utils.recipe import create_random_recipe
+from tests.utils.user import create_random_user
+from tests.utils.utils import auth_headers
+
+RECIPES = "/api/v1/recipes"
+NEW_RECIPE = {"label": "Lemon Tart", "source": "Home", "url": "https://example.com/lemon-tart"}
+
+
+async def test_read_recipes_pages_through_everything_newest_first(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    created = [await create_random_recipe(db, submitter_id=normal_user.id) for _ in range(5)]
+    seen: list[int] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, str | int] = {"limit": 2, "submitter_id": normal_user.id}
+        if cursor:
+            params["cursor"] = cursor
+        response = await client.get(RECIPES, params=params)
+        assert response.status_code == 200
+        body = response.json()
+        assert len(body["items"]) <= 2
+        seen += [item["id"] for item in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == sorted((r.id for r in created), reverse=True)
+
+
+async def test_read_recipes_without_filter_includes_everyone(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User, superuser: User
+) -> None:
+    mine = await create_random_recipe(db, submitter_id=normal_user.id)
+    theirs = await create_random_recipe(db, submitter_id=superuser.id)
+    response = await client.get(RECIPES, params={"limit": 100})
+    ids = [item["id"] for item in response.json()["items"]]
+    assert ids.index(theirs.id) < ids.index(mine.id)
+
+
+async def test_read_recipes_filters_by_submitter(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User, superuser: User
+) -> None:
+    await create_random_recipe(db, submitter_id=superuser.id)
+    mine = await create_random_recipe(db, submitter_id=normal_user.id)
+    response = await client.get(RECIPES, params={"submitter_id": normal_user.id})
+    assert [item["id"] for item in response.json()["items"]] == [mine.id]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "ten"},
+        {"limit": 1.5},
+        {"limit": 10**30},
+        {"cursor": "not-a-cursor!"},
+        {"cursor": encode_cursor(0)},
+        {"cursor": encode_cursor(MAX_ID + 1)},
+        {"cursor": "x" * 65},
+        {"submitter_id": 0},
+        {"submitter_id": MAX_ID + 1},
+    ],
+)
+async def test_read_recipes_bad_paging_is_422(
+    client: httpx2.AsyncClient, params: dict[str, Any]
+) -> None:
+    response = await client.get(RECIPES, params=params)
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], list)
+
+
+async def test_search_recipes_is_case_insensitive_and_literal(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    soup = await create_random_recipe(db, submitter_id=normal_user.id, label="Tomato SOUP 100%")
+    await create_random_recipe(db, submitter_id=normal_user.id, label="Tomato salad")
+    response = await client.get(f"{RECIPES}/search", params={"keyword": "soup"})
+    assert response.status_code == 200
+    assert [r["id"] for r in response.json()["results"]] == [soup.id]
+    # % and _ are matched as characters, not as wildcards.
+    literal = await client.get(f"{RECIPES}/search", params={"keyword": "0%"})
+    assert [r["id"] for r in literal.json()["results"]] == [soup.id]
+    wildcard = await client.get(f"{RECIPES}/search", params={"keyword": "Tomato_"})
+    assert wildcard.json()["results"] == []
+
+
+async def test_search_recipes_limits_after_filtering(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    matches = [
+        await create_random_recipe(db, submitter_id=normal_user.id, label=f"Curry no. {i}")
+        for i in range(3)
+    ]
+    for _ in range(3):
+        await create_random_recipe(db, submitter_id=normal_user.id)
+    response = await client.get(f"{RECIPES}/search", params={"keyword": "CURRY", "max_results": 2})
+    assert [r["id"] for r in response.json()["results"]] == [matches[2].id, matches[1].id]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"keyword": ""},
+        {"keyword": "x" * 101},
+        {"keyword": "a\x00b"},
+        {"keyword": "soup", "max_results": 0},
+        {"keyword": "soup", "max_results": 101},
+    ],
+)
+async def test_search_recipes_bad_query_is_422(
+    client: httpx2.AsyncClient, params: dict[str, Any]
+) -> None:
+    response = await client.get(f"{RECIPES}/search", params=params)
+    assert response.status_code == 422
+
+
+async def test_read_recipe_returns_it(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    response = await client.get(f"{RECIPES}/{recipe.id}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["label"] == recipe.label
+    assert body["submitter_id"] == normal_user.id
+    assert body["created_at"].endswith("Z") or body["created_at"].endswith("+00:00")
+
+
+async def test_read_recipe_unknown_is_404(client: httpx2.AsyncClient) -> None:
+    response = await client.get(f"{RECIPES}/{MAX_ID}")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Recipe not found"}
+
+
+@pytest.mark.parametrize("recipe_id", ["0", "-1", "abc", "1.5", str(MAX_ID + 1), "9" * 40])
+async def test_read_recipe_bad_id_is_422(client: httpx2.AsyncClient, recipe_id: str) -> None:
+    response = await client.get(f"{RECIPES}/{recipe_id}")
+    assert response.status_code == 422
+
+
+async def test_create_recipe_sets_the_caller_as_submitter(
+    client: httpx2.AsyncClient, normal_user: User, normal_user_token_headers: dict[str, str]
+) -> None:
+    response = await client.post(RECIPES, json=NEW_RECIPE, headers=normal_user_token_headers)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["submitter_id"] == normal_user.id
+    assert body["label"] == "Lemon Tart"
+    read = await client.get(f"{RECIPES}/{body['id']}")
+    assert read.json() == body
+
+
+async def test_create_recipe_anonymous_is_401(client: httpx2.AsyncClient) -> None:
+    response = await client.post(RECIPES, json=NEW_RECIPE)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"url": "javascript:alert(1)"},
+        {"url": "ftp://example.com/x"},
+        {"url": "https://example.com/" + "a" * 2048},
+        {"label": ""},
+        {"label": "   "},
+        {"label": "x" * 257},
+        {"label": "bad\x00label"},
+        {"source": "y" * 257},
+        {"submitter_id": 1},
+        {"id": 5},
+    ],
+)
+async def test_create_recipe_bad_body_is_422(
+    client: httpx2.AsyncClient,
+    normal_user_token_headers: dict[str, str],
+    overrides: dict[str, object],
+) -> None:
+    response = await client.post(
+        RECIPES, json=NEW_RECIPE | overrides, headers=normal_user_token_headers
+    )
+    assert response.status_code == 422
+
+
+async def test_update_recipe_by_owner_changes_only_sent_fields(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    before = (await client.get(f"{RECIPES}/{recipe.id}")).json()
+    response = await client.patch(
+        f"{RECIPES}/{recipe.id}", json={"label": "Renamed"}, headers=auth_headers(normal_user.id)
+    )
+    assert response.status_code == 200
+    after = response.json()
+    assert after["label"] == "Renamed"
+    assert after["url"] == before["url"]
+    assert after["source"] == before["source"]
+    assert after["updated_at"] >= before["updated_at"]
+
+
+async def test_update_recipe_by_superuser_is_allowed(
+    client: httpx2.AsyncClient,
+    db: AsyncSession,
+    normal_user: User,
+    superuser_token_headers: dict[str, str],
+) -> None:
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    response = await client.patch(
+        f"{RECIPES}/{recipe.id}", json={"source": "Moderated"}, headers=superuser_token_headers
+    )
+    assert response.status_code == 200
+    assert response.json()["source"] == "Moderated"
+    assert response.json()["submitter_id"] == normal_user.id
+
+
+async def test_update_recipe_by_someone_else_is_403(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    other = await create_random_user(db)
+    response = await client.patch(
+        f"{RECIPES}/{recipe.id}", json={"label": "Mine now"}, headers=auth_headers(other.id)
+    )
+    assert response.status_code == 403
+    assert (await client.get(f"{RECIPES}/{recipe.id}")).json()["label"] == recipe.label
+
+
+async def test_update_recipe_unknown_is_404(
+    client: httpx2.AsyncClient, normal_user_token_headers: dict[str, str]
+) -> None:
+    response = await client.patch(
+        f"{RECIPES}/{MAX_ID}", json={"label": "x"}, headers=normal_user_token_headers
+    )
+    assert response.status_code == 404
+
+
+async def test_update_recipe_anonymous_is_401(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    response = await client.patch(f"{RECIPES}/{recipe.id}", json={"label": "x"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"label": None}, {"url": None}, {"url": "mailto:a@b.c"}, {"submitter_id": 2}, {"label": ""}],
+)
+async def test_update_recipe_bad_body_is_422(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User, body: dict[str, object]
+) -> None:
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    response = await client.patch(
+        f"{RECIPES}/{recipe.id}", json=body, headers=auth_headers(normal_user.id)
+    )
+    assert response.status_code == 422
+
+
+async def test_delete_recipe_by_owner_removes_it(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    response = await client.delete(f"{RECIPES}/{recipe.id}", headers=auth_headers(normal_user.id))
+    assert response.status_code == 204
+    assert response.content == b""
+    assert (await client.get(f"{RECIPES}/{recipe.id}")).status_code == 404
+
+
+async def test_delete_recipe_by_superuser_is_allowed(
+    client: httpx2.AsyncClient,
+    db: AsyncSession,
+    normal_user: User,
+    superuser_token_headers: dict[str, str],
+) -> None:
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    response = await client.delete(f"{RECIPES}/{recipe.id}", headers=superuser_token_headers)
+    assert response.status_code == 204
+
+
+async def test_delete_recipe_by_someone_else_is_403(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    other = await create_random_user(db)
+    response = await client.delete(f"{RECIPES}/{recipe.id}", headers=auth_headers(other.id))
+    assert response.status_code == 403
+    assert (await client.get(f"{RECIPES}/{recipe.id}")).status_code == 200
+
+
+async def test_delete_recipe_unknown_is_404_and_anonymous_is_401(
+    client: httpx2.AsyncClient, normal_user_token_headers: dict[str, str]
+) -> None:
+    missing = await client.delete(f"{RECIPES}/{MAX_ID}", headers=normal_user_token_headers)
+    anonymous = await client.delete(f"{RECIPES}/{MAX_ID}")
+    assert missing.status_code == 404
+    assert anonymous.status_code == 401

@@ -1,0 +1,109 @@
+"""Fixtures: a migrated throw-away database, a rolled-back session per test, a client, tokens."""
+
+import os
+import secrets
+
+from tests.utils.db import create_database, drop_database, migrate, new_database_url
+
+# Settings are read when app modules are imported, so the environment is fixed first.
+TEST_DATABASE_URL = new_database_url(os.environ.get("TEST_DATABASE_URL"))
+os.environ.update(
+    ENVIRONMENT="test",
+    DATABASE_URL=TEST_DATABASE_URL,
+    SECRET_KEY=secrets.token_urlsafe(48),
+    FIRST_SUPERUSER_EMAIL="admin@example.com",
+    FIRST_SUPERUSER_PASSWORD=secrets.token_urlsafe(16),
+    ALLOWED_HOSTS="*",
+    BACKEND_CORS_ORIGINS="",
+)
+
+from collections.abc import AsyncIterator, Iterator  # noqa: E402
+
+import httpx2  # noqa: E402
+import pytest  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
+
+from app.db.session import get_db, make_engine  # noqa: E402
+from app.main import app  # noqa: E402
+from app.models import User  # noqa: E402
+from tests.utils.user import create_random_user  # noqa: E402
+from tests.utils.utils import auth_headers  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """The suite's database, built by the migrations themselves, dropped at the end."""
+    create_database(TEST_DATABASE_URL)
+    try:
+        migrate(TEST_DATABASE_URL)
+        yield TEST_DATABASE_URL
+    finally:
+        drop_database(TEST_DATABASE_URL)
+
+
+@pytest.fixture
+def fresh_database_url() -> Iterator[str]:
+    """An empty database of its own on the suite's backend, for tests of migrations and scripts."""
+    server = TEST_DATABASE_URL if TEST_DATABASE_URL.startswith("postgresql") else None
+    url = new_database_url(server)
+    create_database(url)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    test_engine = make_engine(database_url)
+    yield test_engine
+    await test_engine.dispose()
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test; commits are savepoints."""
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        session = AsyncSession(
+            bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def client(db: AsyncSession) -> AsyncIterator[httpx2.AsyncClient]:
+    async def override_get_db() -> AsyncIterator[AsyncSession]:
+        yield db
+
+    app.dependency_overrides[get_db] = override_get_db
+    transport = httpx2.ASGITransport(app=app)
+    try:
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:
+            yield c
+    finally:
+        app.dependency_overrides.clear()
+
+
+@pytest.fixture
+async def normal_user(db: AsyncSession) -> User:
+    return await create_random_user(db)
+
+
+@pytest.fixture
+async def superuser(db: AsyncSession) -> User:
+    return await create_random_user(db, is_superuser=True)
+
+
+@pytest.fixture
+def normal_user_token_headers(normal_user: User) -> dict[str, str]:
+    return auth_headers(normal_user.id)
+
+
+@pytest.fixture
+def superuser_token_headers(superuser: User) -> dict[str, str]:
+    return auth_headers(superuser.id)

@@ -1,0 +1,116 @@
+"""Settings: fail-fast outside local mode, list parsing, the persisted local secret."""
+
+import multiprocessing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from app.core.config import Settings, is_placeholder, local_secret, normalize_database_url
+
+STRONG_SECRET = "k" * 20 + "Q7r9ZpX2mW4vN8tB1cD5"
+GOOD = {"SECRET_KEY": STRONG_SECRET, "FIRST_SUPERUSER_PASSWORD": "a-real-admin-password"}
+
+
+def make(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+@pytest.mark.parametrize("environment", ["test", "staging", "production"])
+@pytest.mark.parametrize("secret", [None, "", "short-but-random-9f8e", "changethis" * 5, "secret"])
+def test_settings_refuse_weak_secret_key_outside_local(
+    environment: str, secret: str | None
+) -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY must be set"):
+        make(**(GOOD | {"ENVIRONMENT": environment, "SECRET_KEY": secret}))
+
+
+@pytest.mark.parametrize("password", ["changethis", "Password", "short"])
+def test_settings_refuse_placeholder_superuser_password_in_production(password: str) -> None:
+    with pytest.raises(ValidationError, match="FIRST_SUPERUSER_PASSWORD"):
+        make(**(GOOD | {"ENVIRONMENT": "production", "FIRST_SUPERUSER_PASSWORD": password}))
+
+
+def test_settings_accept_strong_values_in_production() -> None:
+    settings = make(**(GOOD | {"ENVIRONMENT": "production"}))
+    assert settings.secret_key == STRONG_SECRET
+
+
+def test_settings_local_mode_starts_with_no_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = make(ENVIRONMENT="local", SECRET_KEY=None, FIRST_SUPERUSER_PASSWORD="changethis")
+    second = make(ENVIRONMENT="local", SECRET_KEY=None)
+    assert len(first.secret_key) >= 32
+    assert first.secret_key == second.secret_key
+    secret_file = tmp_path / "data" / ".secret_key"
+    assert secret_file.read_text() == first.secret_key
+    assert secret_file.stat().st_mode & 0o077 == 0
+
+
+def _secret_in_process(path: str, queue: "multiprocessing.Queue[str]") -> None:
+    queue.put(local_secret(Path(path)))
+
+
+def test_local_secret_is_shared_by_racing_workers(tmp_path: Path) -> None:
+    path = str(tmp_path / "data" / ".secret_key")
+    ctx = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue[str] = ctx.Queue()
+    workers = [ctx.Process(target=_secret_in_process, args=(path, queue)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    secrets_seen = {queue.get(timeout=30) for _ in workers}
+    for worker in workers:
+        worker.join(timeout=30)
+    assert len(secrets_seen) == 1
+    assert secrets_seen == {Path(path).read_text()}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('["https://a.example", "https://b.example/"]', ["https://a.example", "https://b.example"]),
+        ("https://a.example, https://b.example", ["https://a.example", "https://b.example"]),
+        ("", []),
+    ],
+)
+def test_settings_parse_origin_lists(
+    raw: str, expected: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BACKEND_CORS_ORIGINS", raw)
+    monkeypatch.setenv("ALLOWED_HOSTS", "api.example.com,localhost")
+    settings = make()
+    assert expected == settings.BACKEND_CORS_ORIGINS
+    assert settings.ALLOWED_HOSTS == ["api.example.com", "localhost"]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
+        ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("sqlite:///./data/app.db", "sqlite+aiosqlite:///./data/app.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+    ],
+)
+def test_normalize_database_url_picks_async_driver(url: str, expected: str) -> None:
+    assert normalize_database_url(url) == expected
+    assert expected == make(DATABASE_URL=url).DATABASE_URL
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("changethis", True), ("ChangeThis-please", True), ("", True), ("tr0ub4dor&3-horse", False)],
+)
+def test_is_placeholder(value: str, expected: bool) -> None:
+    assert is_placeholder(value) is expected
+
+
+def test_settings_lowercase_superuser_email() -> None:
+    assert (
+        make(FIRST_SUPERUSER_EMAIL=" Admin@Example.COM ").FIRST_SUPERUSER_EMAIL
+        == "admin@example.com"
+    )

@@ -1,0 +1,32 @@
+"""First-data seeding: the superuser and the classic recipes, once."""
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import crud
+from app.core.config import settings
+from app.db.init_db import SEED_RECIPES, init_db
+from app.models import Recipe, User
+
+
+async def _count(db: AsyncSession, model: type[User] | type[Recipe]) -> int:
+    return int(await db.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_init_db_creates_superuser_and_recipes_once(db: AsyncSession) -> None:
+    superuser = await init_db(db)
+    assert superuser.is_superuser is True
+    assert superuser.email == settings.FIRST_SUPERUSER_EMAIL
+    password = settings.FIRST_SUPERUSER_PASSWORD.get_secret_value()
+    assert await crud.user.authenticate(db, email=superuser.email, password=password) is not None
+    labels = {
+        r.label
+        for r in await crud.recipe.get_multi_by_submitter(db, submitter_id=superuser.id, limit=100)
+    }
+    assert {"Chicken Vesuvio", "Chicken Paprikash", "Cauliflower and Tofu Curry Recipe"} <= labels
+    assert len(labels) == len(SEED_RECIPES)
+
+    users, recipes = await _count(db, User), await _count(db, Recipe)
+    again = await init_db(db)
+    assert again.id == superuser.id
+    assert (await _count(db, User), await _count(db, Recipe)) == (users, recipes)

@@ -1,0 +1,64 @@
+"""The application: the HTML page, host and CORS middleware, error handlers."""
+
+from typing import Any
+
+import httpx2
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.main import create_app
+from app.models import User
+from tests.utils.recipe import create_random_recipe
+
+
+async def test_index_lists_newest_recipes_escaped(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    await create_random_recipe(db, submitter_id=normal_user.id, label="Plain Dumplings")
+    await create_random_recipe(db, submitter_id=normal_user.id, label="<script>alert(1)</script>")
+    response = await client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "Plain Dumplings" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)" not in page
+    assert page.index("&lt;script&gt;") < page.index("Plain Dumplings")
+    # No external assets: every src/href on the page is relative or a recipe link.
+    assert "<link" not in page
+    assert "<script" not in page
+
+
+def _settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+async def _request(
+    settings: Settings, method: str, path: str, headers: dict[str, str] | None = None
+) -> httpx2.Response:
+    transport = httpx2.ASGITransport(app=create_app(settings))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://api.example.com") as c:
+        return await c.request(method, path, headers=headers)
+
+
+async def test_trusted_hosts_refuse_other_hosts() -> None:
+    settings = _settings(ALLOWED_HOSTS="api.example.com")
+    assert (await _request(settings, "GET", "/healthz")).status_code == 200
+    other = await _request(settings, "GET", "/healthz", headers={"host": "evil.example.net"})
+    assert other.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [("https://app.example.com", True), ("https://evil.example.net", False)],
+)
+async def test_cors_allows_only_configured_origins(origin: str, allowed: bool) -> None:
+    settings = _settings(BACKEND_CORS_ORIGINS="https://app.example.com")
+    response = await _request(
+        settings,
+        "OPTIONS",
+        "/api/v1/recipes",
+        headers={"origin": origin, "access-control-request-method": "POST"},
+    )
+    assert (response.headers.get("access-control-allow-origin") == origin) is allowed

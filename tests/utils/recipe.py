@@ -1,0 +1,21 @@
+"""Recipe factories."""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import crud
+from app.models import Recipe
+from app.schemas import RecipeCreate
+from tests.utils.utils import random_lower_string
+
+
+async def create_random_recipe(
+    db: AsyncSession, *, submitter_id: int, label: str | None = None
+) -> Recipe:
+    recipe_in = RecipeCreate.model_validate(
+        {
+            "label": label or f"Recipe {random_lower_string(8)}",
+            "source": "Test Kitchen",
+            "url": f"https://example.com/{random_lower_string(10)}",
+        }
+    )
+    return await crud.recipe.create_with_submitter(db, obj_in=recipe_in, submitter_id=submitter_id)
