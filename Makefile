@@ -1,0 +1,16 @@
+# The same verbs as scripts/dev.py, for people who prefer make. CI calls scripts/dev.py directly.
+PY ?= python3
+DEV := $(PY) scripts/dev.py
+
+.PHONY: install run test test-pg lint format typecheck layers check lock
+
+install:   ; $(DEV) install
+run:       ; $(DEV) run
+test:      ; $(DEV) test
+test-pg:   ; TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/postgres} $(DEV) test
+lint:      ; $(DEV) lint
+format:    ; $(DEV) format
+typecheck: ; $(DEV) typecheck
+layers:    ; $(DEV) layers
+check:     ; $(DEV) check
+lock:      ; $(DEV) lock
