@@ -1,11 +1,15 @@
 """The application factory: middleware, error handlers, routers and the HTML page."""
 
+import json
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
@@ -37,6 +41,36 @@ DB_UNAVAILABLE = (
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
     await engine.dispose()
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that stays valid for any input echoed back: lone surrogates escaped, no NaN."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 body, minus echoed passwords, and renderable whatever the client sent."""
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in jsonable_encoder(exc.errors()):
+        if any("password" in str(part) for part in error.get("loc", ())):
+            error.pop("input", None)
+        errors.append(error)
+    return SafeJSONResponse(
+        {"detail": _json_safe(errors)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
 
 
 async def integrity_error_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -84,6 +118,7 @@ def create_app(config: Settings = settings) -> FastAPI:
         )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=config.ALLOWED_HOSTS)
 
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(sa_exc.IntegrityError, integrity_error_handler)
     for exc_type in DB_UNAVAILABLE:
         app.add_exception_handler(exc_type, db_unavailable_handler)

@@ -11,6 +11,8 @@ from app.schemas import UserCreate, UserRegister
 
 class CRUDUser(CRUDBase[User, UserRegister, UserRegister]):
     async def get_by_email(self, db: AsyncSession, *, email: str) -> User | None:
+        if "\x00" in email:
+            return None  # no stored email has one, and PostgreSQL refuses to compare it
         return await db.scalar(select(User).where(User.email == email.lower()))
 
     async def create(self, db: AsyncSession, *, obj_in: UserRegister) -> User:

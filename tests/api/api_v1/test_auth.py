@@ -185,3 +185,34 @@ async def test_read_me_deleted_user_is_401(
     headers = auth_headers(normal_user.id)
     await crud.user.remove(db, db_obj=normal_user)
     assert (await client.get(ME, headers=headers)).status_code == 401
+
+
+@pytest.mark.parametrize("username", ["a\x00b@example.com", "x" * 10_000, "é@é.example"])
+async def test_login_odd_username_is_401(client: httpx2.AsyncClient, username: str) -> None:
+    response = await client.post(LOGIN, data={"username": username, "password": "whatever-pw"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        rb'{"email": "a@example.com", "password": "x\ud800yyyyyy", "first_name": "A", "surname": "B"}',
+        rb'{"email": "a@example.com", "password": "xyyyyyyy", "first_name": "\ud800", "surname": "B"}',
+        b'{"email": 1e999, "password": "abcdefgh", "first_name": "A", "surname": "B"}',
+        b"[1, 2]",
+        b"null",
+    ],
+)
+async def test_signup_undecodable_input_is_422_with_valid_json(
+    client: httpx2.AsyncClient, raw: bytes
+) -> None:
+    response = await client.post(SIGNUP, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], list)
+
+
+async def test_signup_422_does_not_echo_the_password(client: httpx2.AsyncClient) -> None:
+    response = await client.post(SIGNUP, json=signup_body(password="short1"))
+    assert response.status_code == 422
+    assert "short1" not in response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "password"]
