@@ -196,8 +196,8 @@ async def test_login_odd_username_is_401(client: httpx2.AsyncClient, username: s
 @pytest.mark.parametrize(
     "raw",
     [
-        rb'{"email": "a@b.example", "password": "x\ud800yyyyyy", "first_name": "A", "surname": "B"}',
-        rb'{"email": "a@b.example", "password": "xyyyyyyy", "first_name": "\ud800", "surname": "B"}',
+        rb'{"email":"a@b.example","password":"x\ud800yyyyyy","first_name":"A","surname":"B"}',
+        rb'{"email":"a@b.example","password":"xyyyyyyy","first_name":"\ud800","surname":"B"}',
         b'{"email": 1e999, "password": "abcdefgh", "first_name": "A", "surname": "B"}',
         b"[1, 2]",
         b"null",
