@@ -1,6 +1,6 @@
 """The async engine and session factory, tuned per backend."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ engine = make_engine(settings.DATABASE_URL)
 SessionLocal = make_sessionmaker(engine)
 
 
-async def get_db() -> AsyncIterator[AsyncSession]:
+async def get_db() -> AsyncGenerator[AsyncSession]:
     """One session per request; CRUD methods commit their own writes."""
     async with SessionLocal() as session:
         yield session

@@ -1,0 +1,45 @@
+"""Engine set-up per backend: SQLite pragmas on every connection, a checked PostgreSQL pool."""
+
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.pool import QueuePool
+
+from app.core.config import settings
+from app.db.session import get_db, make_engine
+
+
+async def test_sqlite_connections_get_pragmas(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/nested/dir/app.db")
+    try:
+        async with engine.connect() as conn:
+            pragmas = {
+                name: (await conn.execute(text(f"PRAGMA {name}"))).scalar()
+                for name in ("foreign_keys", "journal_mode", "busy_timeout")
+            }
+    finally:
+        await engine.dispose()
+    assert pragmas == {
+        "foreign_keys": 1,
+        "journal_mode": "wal",
+        "busy_timeout": settings.SQLITE_BUSY_TIMEOUT_MS,
+    }
+    assert (tmp_path / "nested" / "dir" / "app.db").exists()
+
+
+def test_postgres_engine_has_a_sized_pre_pinged_pool() -> None:
+    engine = make_engine("postgresql+asyncpg://user@127.0.0.1:5432/db")
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.size() == settings.DB_POOL_SIZE
+    assert pool._pre_ping is True
+
+
+async def test_get_db_yields_a_working_session(database_url: str) -> None:
+    assert database_url == settings.DATABASE_URL
+    sessions = get_db()
+    session = await anext(sessions)
+    try:
+        assert (await session.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await sessions.aclose()
