@@ -1,94 +1,63 @@
 """The application factory: middleware, error handlers, routers and the HTML page."""
 
-import json
 import logging
-import math
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import exc as sa_exc
+from redis.asyncio import Redis
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app import __version__, crud
 from app.api.api_v1.api import api_router
 from app.api.deps import SessionDep
+from app.api.errors import register_exception_handlers
 from app.api.health import router as health_router
+from app.api.metrics import router as metrics_router
+from app.api.middleware import (
+    BodySizeLimitMiddleware,
+    CacheHeadersMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+from app.core import metrics
+from app.core.cache import NoCache, RedisCache
 from app.core.config import Settings, settings
+from app.core.logging import setup_logging
 from app.db.session import engine
 
 logger = logging.getLogger(__name__)
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
-RETRY_AFTER_SECONDS = "5"
-# Errors that mean "the database cannot be reached now", not "this request is wrong".
-DB_UNAVAILABLE = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,
-    ConnectionError,
-)
 
+def make_lifespan(config: Settings):  # type: ignore[no-untyped-def]
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(config.REDIS_URL) if config.REDIS_URL else None
+        app.state.redis = redis
+        app.state.cache = (
+            RedisCache(redis, config.REDIS_KEY_PREFIX)
+            if redis is not None and config.RECIPE_CACHE_SECONDS > 0
+            else NoCache()
+        )
+        try:
+            yield
+        finally:
+            # Runs after the server has drained in-flight requests on SIGTERM.
+            if redis is not None:
+                await redis.aclose()
+            await engine.dispose()
+            metrics.mark_process_dead(os.getpid())
+            logger.info("shutdown complete")
 
-@asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    yield
-    await engine.dispose()
-
-
-class SafeJSONResponse(JSONResponse):
-    """JSON that stays valid for any input echoed back: lone surrogates escaped, no NaN."""
-
-    def render(self, content: object) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
-
-
-def _json_safe(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422 body, minus echoed passwords, and renderable whatever the client sent."""
-    assert isinstance(exc, RequestValidationError)
-    errors = []
-    for error in jsonable_encoder(exc.errors()):
-        if any("password" in str(part) for part in error.get("loc", ())):
-            error.pop("input", None)
-        errors.append(error)
-    return SafeJSONResponse(
-        {"detail": _json_safe(errors)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
-    )
-
-
-async def integrity_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    """A uniqueness or foreign-key clash that a check before the write could not rule out."""
-    logger.info("integrity error: %s", type(getattr(exc, "orig", exc)).__name__)
-    return JSONResponse(
-        {"detail": "The request conflicts with existing data"},
-        status_code=status.HTTP_409_CONFLICT,
-    )
-
-
-async def db_unavailable_handler(_: Request, exc: Exception) -> JSONResponse:
-    logger.warning("database unavailable: %s", type(exc).__name__)
-    return JSONResponse(
-        {"detail": "Service temporarily unavailable"},
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": RETRY_AFTER_SECONDS},
-    )
+    return lifespan
 
 
 async def index(request: Request, db: SessionDep) -> HTMLResponse:
@@ -100,30 +69,41 @@ async def index(request: Request, db: SessionDep) -> HTMLResponse:
 
 
 def create_app(config: Settings = settings) -> FastAPI:
-    logging.basicConfig(level=config.LOG_LEVEL)
-    app = FastAPI(
-        title=config.PROJECT_NAME,
-        version=__version__,
-        lifespan=lifespan,
-    )
+    setup_logging(config.LOG_LEVEL, config.log_format)
+    app = FastAPI(title=config.PROJECT_NAME, version=__version__, lifespan=make_lifespan(config))
 
-    # The last one added runs first: a foreign Host is refused before any other work.
+    # Added innermost first; a request passes them in the reverse order:
+    # RequestContext -> TrustedHost -> SecurityHeaders -> CORS -> GZip -> CacheHeaders
+    # -> BodySizeLimit -> routes. The request id and access log thus cover every answer,
+    # a foreign Host is refused before any work, and ETags hash the uncompressed body.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.MAX_REQUEST_BODY_BYTES)
+    app.add_middleware(
+        CacheHeadersMiddleware,
+        api_prefix=config.API_V1_STR,
+        public_prefix=f"{config.API_V1_STR}/recipes",
+        max_age=config.PUBLIC_CACHE_SECONDS,
+    )
+    app.add_middleware(GZipMiddleware, minimum_size=config.GZIP_MIN_BYTES)
     if config.BACKEND_CORS_ORIGINS:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=config.BACKEND_CORS_ORIGINS,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
+            expose_headers=["ETag", "X-Request-ID", "X-Process-Time", "Retry-After"],
         )
+    app.add_middleware(
+        SecurityHeadersMiddleware, hsts=config.ENVIRONMENT in ("staging", "production")
+    )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=config.ALLOWED_HOSTS)
+    app.add_middleware(RequestContextMiddleware)
 
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(sa_exc.IntegrityError, integrity_error_handler)
-    for exc_type in DB_UNAVAILABLE:
-        app.add_exception_handler(exc_type, db_unavailable_handler)
+    register_exception_handlers(app)
 
     app.include_router(health_router)
+    if config.METRICS_ENABLED:
+        app.include_router(metrics_router)
     app.include_router(api_router, prefix=config.API_V1_STR)
     app.add_api_route(
         "/", index, methods=["GET"], response_class=HTMLResponse, include_in_schema=False

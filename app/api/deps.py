@@ -3,19 +3,37 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Query, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
 from app.api.pagination import MAX_ID, decode_cursor
+from app.core.cache import Cache, NoCache
 from app.core.config import settings
 from app.core.security import InvalidTokenError, decode_access_token
 from app.db.session import get_db
 from app.models import Recipe, User
 
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
+
+_NO_CACHE = NoCache()
+
+
+def get_redis(request: Request) -> "Redis | None":
+    """The app's Redis client, made in the lifespan when REDIS_URL is set."""
+    return getattr(request.app.state, "redis", None)
+
+
+def get_cache(request: Request) -> Cache:
+    cache: Cache = getattr(request.app.state, "cache", _NO_CACHE)
+    return cache
+
+
+RedisDep = Annotated["Redis | None", Depends(get_redis)]
+CacheDep = Annotated[Cache, Depends(get_cache)]
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{settings.API_V1_STR}/auth/login", auto_error=False)
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]

@@ -2,12 +2,13 @@
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.api.deps import SessionDep
+from app.api.deps import RedisDep, SessionDep
 
 logger = logging.getLogger(__name__)
 
@@ -24,18 +25,26 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    responses={503: {"description": "The database does not answer"}},
+    responses={503: {"description": "The database (or Redis) does not answer"}},
 )
-async def readyz(db: SessionDep) -> JSONResponse:
-    """Ready for traffic: the database answers `SELECT 1`."""
+async def readyz(db: SessionDep, redis: RedisDep) -> JSONResponse:
+    """Ready for traffic: the database answers `SELECT 1` (and Redis `PING`, when configured)."""
+    checks = {"database": await _check("database", db.execute(text("SELECT 1")))}
+    if redis is not None:
+        checks["redis"] = await _check("redis", redis.ping())
+    ready = all(state == "up" for state in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", **checks},
+        status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
+async def _check(name: str, probe: Awaitable[object]) -> str:
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            await db.execute(text("SELECT 1"))
+            await probe
     except Exception as exc:
         # Any failure means not ready; the cause goes to the log, not to the caller.
-        logger.warning("readiness check failed: %s", type(exc).__name__)
-        return JSONResponse(
-            {"status": "unavailable", "database": "down"},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    return JSONResponse({"status": "ok", "database": "up"})
+        logger.warning("readiness check failed: %s: %s", name, type(exc).__name__)
+        return "down"
+    return "up"

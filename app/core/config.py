@@ -84,8 +84,30 @@ class Settings(BaseSettings):
     FIRST_SUPERUSER_PASSWORD: SecretStr = SecretStr("changethis")
 
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    LOG_FORMAT: Literal["json", "console"] | None = Field(
+        default=None, description="Default: console in local and test, json elsewhere."
+    )
 
-    @field_validator("BACKEND_CORS_ORIGINS", "ALLOWED_HOSTS", mode="before")
+    REDIS_URL: str | None = None
+    REDIS_KEY_PREFIX: str = "recipe-service:"
+
+    MAX_REQUEST_BODY_BYTES: int = Field(default=1024 * 1024, ge=1)
+    GZIP_MIN_BYTES: int = Field(default=1024, ge=0)
+    PUBLIC_CACHE_SECONDS: int = Field(
+        default=30, ge=0, description="max-age of anonymous recipe reads, for shared caches."
+    )
+    RECIPE_CACHE_SECONDS: int = Field(
+        default=60, ge=0, description="Redis cache-aside TTL of single recipes; 0 turns it off."
+    )
+
+    METRICS_ENABLED: bool = True
+    METRICS_ALLOWED_NETWORKS: CommaList = Field(
+        default=[], description="Networks that may read /metrics; empty allows everyone."
+    )
+
+    @field_validator(
+        "BACKEND_CORS_ORIGINS", "ALLOWED_HOSTS", "METRICS_ALLOWED_NETWORKS", mode="before"
+    )
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
         """Accept a JSON array or a comma-separated string."""
@@ -137,6 +159,12 @@ class Settings(BaseSettings):
     def secret_key(self) -> str:
         assert self.SECRET_KEY is not None  # set by the validator in every environment
         return self.SECRET_KEY.get_secret_value()
+
+    @property
+    def log_format(self) -> Literal["json", "console"]:
+        if self.LOG_FORMAT is not None:
+            return self.LOG_FORMAT
+        return "console" if self.ENVIRONMENT in ("local", "test") else "json"
 
     @property
     def is_sqlite(self) -> bool:

@@ -6,13 +6,18 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AfterValidator
 
 from app import crud
-from app.api.deps import CurrentUser, OwnedRecipe, PageDep, RecipeId, SessionDep
+from app.api.deps import CacheDep, CurrentUser, OwnedRecipe, PageDep, RecipeId, SessionDep
 from app.api.pagination import MAX_ID, split_page
 from app.api.responses import errors
+from app.core.config import settings
 from app.schemas import RecipeCreate, RecipePage, RecipeRead, RecipeSearchResults, RecipeUpdate
 from app.schemas.common import storable
 
 router = APIRouter(prefix="/recipes", tags=["recipes"])
+
+
+def _cache_key(recipe_id: int) -> str:
+    return f"recipe:{recipe_id}"
 
 
 @router.get("")
@@ -50,12 +55,17 @@ async def search_recipes(
 
 
 @router.get("/{recipe_id}", responses=errors(404))
-async def read_recipe(db: SessionDep, recipe_id: RecipeId) -> RecipeRead:
+async def read_recipe(db: SessionDep, cache: CacheDep, recipe_id: RecipeId) -> RecipeRead:
     """One recipe by id."""
+    key = _cache_key(recipe_id)
+    if (cached := await cache.get(key)) is not None:
+        return RecipeRead.model_validate_json(cached)
     recipe = await crud.recipe.get(db, recipe_id)
     if recipe is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Recipe not found")
-    return RecipeRead.model_validate(recipe)
+    recipe_out = RecipeRead.model_validate(recipe)
+    await cache.set(key, recipe_out.model_dump_json().encode(), settings.RECIPE_CACHE_SECONDS)
+    return recipe_out
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(401))
@@ -70,9 +80,13 @@ async def create_recipe(db: SessionDep, user: CurrentUser, recipe_in: RecipeCrea
     "/{recipe_id}",  # noqa: FAST003
     responses=errors(401, 403, 404),
 )
-async def update_recipe(db: SessionDep, recipe: OwnedRecipe, recipe_in: RecipeUpdate) -> RecipeRead:
+async def update_recipe(
+    db: SessionDep, cache: CacheDep, recipe: OwnedRecipe, recipe_in: RecipeUpdate
+) -> RecipeRead:
     """Change some fields of a recipe you submitted."""
-    return RecipeRead.model_validate(await crud.recipe.update(db, db_obj=recipe, obj_in=recipe_in))
+    updated = await crud.recipe.update(db, db_obj=recipe, obj_in=recipe_in)
+    await cache.delete(_cache_key(updated.id))
+    return RecipeRead.model_validate(updated)
 
 
 @router.delete(
@@ -80,6 +94,8 @@ async def update_recipe(db: SessionDep, recipe: OwnedRecipe, recipe_in: RecipeUp
     status_code=status.HTTP_204_NO_CONTENT,
     responses=errors(401, 403, 404),
 )
-async def delete_recipe(db: SessionDep, recipe: OwnedRecipe) -> None:
+async def delete_recipe(db: SessionDep, cache: CacheDep, recipe: OwnedRecipe) -> None:
     """Delete a recipe you submitted."""
+    recipe_id = recipe.id
     await crud.recipe.remove(db, db_obj=recipe)
+    await cache.delete(_cache_key(recipe_id))

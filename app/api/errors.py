@@ -1,0 +1,86 @@
+"""Every exception handler: 409 for clashes, 503 for an unreachable database, safe 422 and 500."""
+
+import json
+import logging
+import math
+
+from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "5"
+# Errors that mean "the database cannot be reached now", not "this request is wrong".
+DB_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that stays valid for any input echoed back: lone surrogates escaped, no NaN."""
+
+    def render(self, content: object) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def internal_error_response(request_id: str) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "Internal Server Error", "request_id": request_id},
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 body, minus echoed passwords, and renderable whatever the client sent."""
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in jsonable_encoder(exc.errors()):
+        if any("password" in str(part) for part in error.get("loc", ())):
+            error.pop("input", None)
+        errors.append(error)
+    return SafeJSONResponse(
+        {"detail": _json_safe(errors)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
+async def integrity_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    """A uniqueness or foreign-key clash that a check before the write could not rule out."""
+    logger.info("integrity error: %s", type(getattr(exc, "orig", exc)).__name__)
+    return JSONResponse(
+        {"detail": "The request conflicts with existing data"},
+        status_code=status.HTTP_409_CONFLICT,
+    )
+
+
+async def db_unavailable_handler(_: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    return JSONResponse(
+        {"detail": "Service temporarily unavailable"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    """Anything not handled here becomes a 500 in RequestContextMiddleware, with a request id."""
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(sa_exc.IntegrityError, integrity_error_handler)
+    for exc_type in DB_UNAVAILABLE:
+        app.add_exception_handler(exc_type, db_unavailable_handler)

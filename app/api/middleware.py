@@ -1,0 +1,230 @@
+"""Pure ASGI middleware: request context, security headers, caching headers and a body limit."""
+
+import hashlib
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.errors import internal_error_response
+from app.core import metrics
+from app.core.logging import request_id_var
+
+logger = logging.getLogger("app.request")
+access_logger = logging.getLogger("app.access")
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class RequestContextMiddleware:
+    """Request id, X-Process-Time, the access log line, metrics, and the last-resort 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        incoming = Headers(scope=scope).get("x-request-id", "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        status = 500
+        started = False
+
+        async def send_with_context(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                headers["X-Process-Time"] = f"{time.perf_counter() - start:.6f}"
+            await send(message)
+
+        metrics.IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_with_context)
+        except Exception:
+            # The traceback goes to the log only; the client gets the request id to quote.
+            logger.exception("unhandled error")
+            if started:
+                raise
+            await internal_error_response(request_id)(scope, receive, send_with_context)
+        finally:
+            metrics.IN_FLIGHT.dec()
+            self._record(scope, status, time.perf_counter() - start)
+            request_id_var.reset(token)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = getattr(scope.get("route"), "path", None) or "<unmatched>"
+        metrics.observe_request(scope["method"], route, status, seconds)
+        client = scope.get("client")
+        access_logger.info(
+            "%s %s %d",
+            scope["method"],
+            scope["path"],
+            status,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+                "client_ip": client[0] if client else None,
+            },
+        )
+
+
+class SecurityHeadersMiddleware:
+    """Headers that make browsers refuse framing, sniffing and foreign scripts."""
+
+    API_CSP = "default-src 'none'; frame-ancestors 'none'"
+    PAGE_CSP = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+    # Swagger UI and ReDoc run inline scripts and load their bundles from a CDN.
+    DOCS_CSP = (
+        "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+        "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+        "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+        "worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'"
+    )
+    DOCS_PATHS = ("/docs", "/redoc")
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"].startswith(self.DOCS_PATHS)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+                headers.setdefault("X-Frame-Options", "DENY")
+                is_html = headers.get("content-type", "").startswith("text/html")
+                csp = self.DOCS_CSP if docs else self.PAGE_CSP if is_html else self.API_CSP
+                headers.setdefault("Content-Security-Policy", csp)
+                if self.hsts:
+                    headers.setdefault(
+                        "Strict-Transport-Security", "max-age=63072000; includeSubDomains"
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class CacheHeadersMiddleware:
+    """ETag and If-None-Match on API reads; public caching only for anonymous recipe reads."""
+
+    def __init__(self, app: ASGIApp, *, api_prefix: str, public_prefix: str, max_age: int) -> None:
+        self.app = app
+        self.api_prefix = api_prefix
+        self.public_prefix = public_prefix
+        self.max_age = max_age
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.api_prefix):
+            await self.app(scope, receive, send)
+            return
+        request_headers = Headers(scope=scope)
+        if scope["method"] != "GET":
+
+            async def send_no_store(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    MutableHeaders(scope=message).setdefault("Cache-Control", "no-store")
+                await send(message)
+
+            await self.app(scope, receive, send_no_store)
+            return
+
+        anonymous = "authorization" not in request_headers
+        if anonymous and scope["path"].startswith(self.public_prefix):
+            cache_control = f"public, max-age={self.max_age}"
+        else:
+            # Answers that depend on who asks never go into a shared cache.
+            cache_control = "private, no-cache"
+        start: Message | None = None
+        body = bytearray()
+
+        async def send_buffered(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                if message["status"] != 200:
+                    MutableHeaders(scope=message).setdefault("Cache-Control", "no-store")
+                    await send(message)
+                return
+            if start is None or start["status"] != 200:
+                await send(message)
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            await self._finish(start, bytes(body), request_headers, cache_control, send)
+
+        await self.app(scope, receive, send_buffered)
+
+    @staticmethod
+    async def _finish(
+        start: Message, body: bytes, request_headers: Headers, cache_control: str, send: Send
+    ) -> None:
+        etag = f'W/"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+        headers = MutableHeaders(scope=start)
+        headers["ETag"] = etag
+        headers.setdefault("Cache-Control", cache_control)
+        if etag in {t.strip() for t in request_headers.get("if-none-match", "").split(",")}:
+            del headers["content-length"]
+            await send({**start, "status": 304})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimitMiddleware:
+    """413 for a body over the limit, whether it declares its length or arrives in chunks."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised inside the app, so the exception middleware answers 413 as JSON.
+                    raise HTTPException(413, detail=self._detail())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _detail(self) -> str:
+        return f"Request body larger than {self.max_bytes} bytes"
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await JSONResponse({"detail": self._detail()}, status_code=413)(scope, receive, send)

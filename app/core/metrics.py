@@ -1,0 +1,55 @@
+"""Prometheus metrics, correct with several workers when PROMETHEUS_MULTIPROC_DIR is set."""
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+REQUESTS = Counter("http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+IN_FLIGHT = Gauge(
+    "http_requests_in_flight", "HTTP requests being answered.", multiprocess_mode="livesum"
+)
+DB_POOL_CHECKED_OUT = Gauge(
+    "db_pool_connections_in_use", "Database connections checked out.", multiprocess_mode="livesum"
+)
+DB_POOL_SIZE = Gauge(
+    "db_pool_connections_open",
+    "Database connections held by the pool.",
+    multiprocess_mode="livesum",
+)
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    labels = (method, route, str(status))
+    REQUESTS.labels(*labels).inc()
+    LATENCY.labels(*labels).observe(seconds)
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text: this process's metrics, or every worker's in multiprocess mode."""
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop a stopped worker's live gauges, so in-flight counts do not linger."""
+    if MULTIPROCESS:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
