@@ -4,6 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 bash ./prestart.sh
+# Workers share metrics through files here; a previous run's files would be counted again.
+if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
+fi
 # Proxy headers are honoured only from FORWARDED_ALLOW_IPS (uvicorn's default: 127.0.0.1).
 exec fastapi run \
     --host "${HOST:-0.0.0.0}" \

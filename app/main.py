@@ -69,7 +69,6 @@ async def index(request: Request, db: SessionDep) -> HTMLResponse:
 
 
 def create_app(config: Settings = settings) -> FastAPI:
-    setup_logging(config.LOG_LEVEL, config.log_format)
     app = FastAPI(title=config.PROJECT_NAME, version=__version__, lifespan=make_lifespan(config))
 
     # Added innermost first; a request passes them in the reverse order:
@@ -103,6 +102,7 @@ def create_app(config: Settings = settings) -> FastAPI:
 
     app.include_router(health_router)
     if config.METRICS_ENABLED:
+        app.state.metrics_allowed_networks = config.METRICS_ALLOWED_NETWORKS
         app.include_router(metrics_router)
     app.include_router(api_router, prefix=config.API_V1_STR)
     app.add_api_route(
@@ -111,4 +111,6 @@ def create_app(config: Settings = settings) -> FastAPI:
     return app
 
 
+# Logging is process-wide, so it is set up once here rather than in every factory call.
+setup_logging(settings.LOG_LEVEL, settings.log_format)
 app = create_app()

@@ -1,4 +1,4 @@
-"""run.sh and prestart.sh as real processes: migrate, seed, serve; prestart twice adds nothing."""
+"""run.sh and prestart.sh as real processes: serve, reseed, share metrics, drain on SIGTERM."""
 
 import os
 import signal
@@ -7,12 +7,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
 import pytest
 
 from app.core.config import settings
+from tests.api.test_metrics import _value
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_SECONDS = 60
@@ -24,22 +26,20 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _script_env(database_url: str, port: int) -> dict[str, str]:
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return os.environ | {
+@contextmanager
+def run_sh(
+    database_url: str, **extra_env: str
+) -> Iterator[tuple[str, dict[str, str], "subprocess.Popen[bytes]"]]:
+    """run.sh on the given database; yields the base URL once /healthz answers."""
+    port = _free_port()
+    env = os.environ | {
         "DATABASE_URL": database_url,
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WORKERS": "1",
-        "PATH": path,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **extra_env,
     }
-
-
-@pytest.fixture
-def served(fresh_database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
-    """run.sh on a fresh database; yields the base URL once /healthz answers."""
-    port = _free_port()
-    env = _script_env(fresh_database_url, port)
     proc = subprocess.Popen(
         ["bash", "run.sh"],
         cwd=ROOT,
@@ -63,17 +63,20 @@ def served(fresh_database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
             if time.monotonic() > deadline:
                 pytest.fail("run.sh did not serve /healthz in time")
             time.sleep(0.2)
-        yield base_url, env
+        yield base_url, env, proc
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         if proc.stdout:
             proc.stdout.close()
 
 
-def test_run_sh_migrates_seeds_and_serves(served: tuple[str, dict[str, str]]) -> None:
-    base_url, env = served
-    with httpx2.Client(base_url=base_url, timeout=10) as http:
+def test_run_sh_migrates_seeds_and_serves(fresh_database_url: str) -> None:
+    with (
+        run_sh(fresh_database_url) as (base_url, env, _),
+        httpx2.Client(base_url=base_url, timeout=10) as http,
+    ):
         assert http.get("/readyz").status_code == 200
         login = http.post(
             "/api/v1/auth/login",
@@ -97,3 +100,52 @@ def test_run_sh_migrates_seeds_and_serves(served: tuple[str, dict[str, str]]) ->
         assert again.returncode == 0, again.stdout.decode() + again.stderr.decode()
         relabels = [r["label"] for r in http.get("/api/v1/recipes?limit=100").json()["items"]]
         assert relabels == labels
+
+
+def test_two_workers_report_shared_metrics(fresh_database_url: str, tmp_path: Path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_12345.db").write_bytes(b"stale")
+    requests = 40
+    with run_sh(fresh_database_url, WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as (
+        base_url,
+        _,
+        _,
+    ):
+        assert not (metrics_dir / "counter_12345.db").exists()
+        for _ in range(requests):
+            # A new connection each time, so both workers get a share.
+            assert httpx2.get(f"{base_url}/healthz", timeout=5).status_code == 200
+        text = httpx2.get(f"{base_url}/metrics", timeout=5).text
+    # Each worker counts its own; only the multiprocess collector sees all of them.
+    assert _value(text, "http_requests_total", route="/healthz", status="200") >= requests
+
+
+def test_sigterm_lets_in_flight_requests_finish(fresh_database_url: str) -> None:
+    body = (
+        b'{"email": "drain@example.com", "password": "a-long-password", '
+        b'"first_name": "D", "surname": "R"}'
+    )
+    with run_sh(fresh_database_url) as (base_url, _, proc):
+        port = int(base_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /api/v1/auth/signup HTTP/1.1\r\nHost: test\r\n"
+                b"Content-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:10]
+            )
+            time.sleep(0.5)  # let the server start on the request before it is told to stop
+            os.killpg(proc.pid, signal.SIGTERM)
+            time.sleep(0.5)
+            # The server no longer accepts new connections...
+            with pytest.raises(httpx2.TransportError):
+                httpx2.get(f"{base_url}/healthz", timeout=2)
+            # ...but the request already in flight is completed.
+            sock.sendall(body[10:])
+            response = sock.recv(65536).decode()
+        assert response.startswith("HTTP/1.1 201"), response
+        # uvicorn re-raises the signal after a clean shutdown, so the exit status names it.
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        output = proc.stdout.read().decode() if proc.stdout else ""
+        assert "shutdown complete" in output

@@ -5,14 +5,14 @@ import ipaddress
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from app.core import metrics
-from app.core.config import settings
 from app.db.session import engine
 
 router = APIRouter(tags=["health"])
 
 
 def _client_allowed(request: Request) -> bool:
-    if not settings.METRICS_ALLOWED_NETWORKS:
+    networks: list[str] = request.app.state.metrics_allowed_networks
+    if not networks:
         return True
     if request.client is None:
         return False
@@ -20,10 +20,7 @@ def _client_allowed(request: Request) -> bool:
         address = ipaddress.ip_address(request.client.host)
     except ValueError:
         return False
-    return any(
-        address in ipaddress.ip_network(network, strict=False)
-        for network in settings.METRICS_ALLOWED_NETWORKS
-    )
+    return any(address in ipaddress.ip_network(network, strict=False) for network in networks)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -63,8 +63,7 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        route = getattr(scope.get("route"), "path", None) or "<unmatched>"
-        metrics.observe_request(scope["method"], route, status, seconds)
+        metrics.observe_request(scope["method"], _route_template(scope), status, seconds)
         client = scope.get("client")
         access_logger.info(
             "%s %s %d",
@@ -79,6 +78,20 @@ class RequestContextMiddleware:
                 "client_ip": client[0] if client else None,
             },
         )
+
+
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template with its router prefix, e.g. /api/v1/recipes/{id}.
+
+    Metrics are labelled by template, not by raw path, so ids do not explode the label set.
+    """
+    template = getattr(scope.get("route"), "path", None)
+    if template is None:
+        return "<unmatched>"
+    # Included routers keep their own paths; the prefix is what precedes them in the URL.
+    static = template.split("{", 1)[0]
+    at = scope["path"].find(static) if static else -1
+    return scope["path"][:at] + template if at > 0 else str(template)
 
 
 class SecurityHeadersMiddleware:

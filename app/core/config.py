@@ -1,5 +1,6 @@
 """Settings from the environment (and .env), validated once at start-up."""
 
+import ipaddress
 import json
 import logging
 import os
@@ -122,6 +123,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: list[str]) -> list[str]:
         return [origin.rstrip("/") for origin in value]
+
+    @field_validator("METRICS_ALLOWED_NETWORKS")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(network, strict=False)) for network in value]
 
     @field_validator("DATABASE_URL")
     @classmethod

@@ -1,0 +1,127 @@
+"""Redis cache-aside for single recipes, shared by two app instances; readiness reports Redis."""
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+import httpx2
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.db.session import get_db
+from app.main import create_app
+from app.models import User
+from tests.utils.recipe import create_random_recipe
+from tests.utils.utils import auth_headers
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A key prefix of this test's own on the shared Redis, deleted afterwards."""
+    prefix = f"test-{secrets.token_hex(6)}:"
+    yield prefix
+    client = Redis.from_url(REDIS_URL)
+    try:
+        keys = [key async for key in client.scan_iter(f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def _instance(
+    stack: AsyncExitStack, settings: Settings, db: AsyncSession
+) -> httpx2.AsyncClient:
+    app: FastAPI = create_app(settings)
+
+    async def override_get_db() -> AsyncIterator[AsyncSession]:
+        yield db
+
+    app.dependency_overrides[get_db] = override_get_db
+    await stack.enter_async_context(app.router.lifespan_context(app))
+    transport = httpx2.ASGITransport(app=app)
+    return await stack.enter_async_context(
+        httpx2.AsyncClient(transport=transport, base_url="http://test")
+    )
+
+
+async def test_two_instances_never_serve_a_stale_recipe(
+    db: AsyncSession, normal_user: User, redis_prefix: str
+) -> None:
+    settings = Settings(_env_file=None, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=redis_prefix)
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id, label="Before")
+    path = f"/api/v1/recipes/{recipe.id}"
+    async with AsyncExitStack() as stack:
+        first = await _instance(stack, settings, db)
+        second = await _instance(stack, settings, db)
+        assert (await first.get(path)).json()["label"] == "Before"
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            assert await redis.get(f"{redis_prefix}recipe:{recipe.id}") is not None
+            patched = await second.patch(
+                path, json={"label": "After"}, headers=auth_headers(normal_user.id)
+            )
+            assert patched.status_code == 200
+            assert await redis.get(f"{redis_prefix}recipe:{recipe.id}") is None
+            assert (await first.get(path)).json()["label"] == "After"
+            assert (await second.get(path)).json()["label"] == "After"
+            deleted = await first.delete(path, headers=auth_headers(normal_user.id))
+            assert deleted.status_code == 204
+            assert (await second.get(path)).status_code == 404
+        finally:
+            await redis.aclose()
+
+
+async def test_cache_serves_hits_without_the_database(
+    db: AsyncSession, normal_user: User, redis_prefix: str
+) -> None:
+    settings = Settings(_env_file=None, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=redis_prefix)
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id, label="Cached")
+    async with AsyncExitStack() as stack:
+        client = await _instance(stack, settings, db)
+        await client.get(f"/api/v1/recipes/{recipe.id}")
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            key = f"{redis_prefix}recipe:{recipe.id}"
+            cached = await redis.get(key)
+            assert isinstance(cached, bytes)
+            await redis.set(key, cached.replace(b"Cached", b"FromRedis"))
+        finally:
+            await redis.aclose()
+        assert (await client.get(f"/api/v1/recipes/{recipe.id}")).json()["label"] == "FromRedis"
+
+
+@pytest.mark.parametrize(("redis_url", "status", "state"), [
+    (REDIS_URL, 200, "up"),
+    ("redis://127.0.0.1:1/0", 503, "down"),
+])  # fmt: skip
+async def test_readyz_reports_redis(
+    db: AsyncSession, redis_url: str, status: int, state: str
+) -> None:
+    settings = Settings(_env_file=None, REDIS_URL=redis_url)
+    async with AsyncExitStack() as stack:
+        client = await _instance(stack, settings, db)
+        response = await client.get("/readyz")
+    assert response.status_code == status
+    assert response.json()["redis"] == state
+    assert response.json()["database"] == "up"
+
+
+async def test_redis_outage_degrades_to_database_reads(db: AsyncSession, normal_user: User) -> None:
+    settings = Settings(_env_file=None, REDIS_URL="redis://127.0.0.1:1/0")
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    async with AsyncExitStack() as stack:
+        client = await _instance(stack, settings, db)
+        response = await client.get(f"/api/v1/recipes/{recipe.id}")
+        patched = await client.patch(
+            f"/api/v1/recipes/{recipe.id}",
+            json={"label": "x"},
+            headers=auth_headers(normal_user.id),
+        )
+    assert response.status_code == 200
+    assert patched.status_code == 200

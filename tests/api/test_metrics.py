@@ -1,0 +1,56 @@
+"""GET /metrics: counts by route template, in-flight and pool gauges, switches and allow-list."""
+
+import re
+from typing import Any
+
+import httpx2
+import pytest
+
+from app.core.config import Settings
+from app.main import create_app
+
+
+def _value(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        label_text, value = line.rsplit(" ", 1)
+        found = dict(re.findall(r'(\w+)="([^"]*)"', label_text))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(value)
+    return 0.0
+
+
+async def test_metrics_count_requests_by_route_template(client: httpx2.AsyncClient) -> None:
+    route = "/api/v1/recipes/{recipe_id}"
+    labels = {"method": "GET", "route": route, "status": "404"}
+    before = _value((await client.get("/metrics")).text, "http_requests_total", **labels)
+    for recipe_id in (2147483646, 2147483645):
+        assert (await client.get(f"/api/v1/recipes/{recipe_id}")).status_code == 404
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    after = _value(text, "http_requests_total", **labels)
+    assert after - before == 2
+    assert _value(text, "http_request_duration_seconds_count", route=route, status="404") >= 2
+    assert "http_requests_in_flight" in text
+    assert "db_pool_connections_in_use" in text
+
+
+def _app(**values: Any) -> httpx2.AsyncClient:
+    app = create_app(Settings(_env_file=None, **values))
+    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://test")
+
+
+@pytest.mark.parametrize(
+    ("values", "status"),
+    [
+        ({"METRICS_ENABLED": False}, 404),
+        ({"METRICS_ALLOWED_NETWORKS": "10.0.0.0/8"}, 403),
+        ({"METRICS_ALLOWED_NETWORKS": "10.0.0.0/8,127.0.0.0/8"}, 200),
+    ],
+)
+async def test_metrics_can_be_disabled_or_restricted(values: dict[str, Any], status: int) -> None:
+    async with _app(**values) as c:
+        assert (await c.get("/metrics")).status_code == status
