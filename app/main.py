@@ -2,8 +2,8 @@
 
 import logging
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -26,6 +26,7 @@ from app.api.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from app.api.responses import errors
 from app.core import metrics
 from app.core.cache import NoCache, RedisCache
 from app.core.config import Settings, settings
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
-def make_lifespan(config: Settings):  # type: ignore[no-untyped-def]
+def make_lifespan(config: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(config.REDIS_URL) if config.REDIS_URL else None
@@ -104,7 +105,7 @@ def create_app(config: Settings = settings) -> FastAPI:
     if config.METRICS_ENABLED:
         app.state.metrics_allowed_networks = config.METRICS_ALLOWED_NETWORKS
         app.include_router(metrics_router)
-    app.include_router(api_router, prefix=config.API_V1_STR)
+    app.include_router(api_router, prefix=config.API_V1_STR, responses=errors(503))
     app.add_api_route(
         "/", index, methods=["GET"], response_class=HTMLResponse, include_in_schema=False
     )

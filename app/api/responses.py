@@ -15,5 +15,7 @@ DESCRIPTIONS = {
     403: "Not allowed for this user",
     404: "Not found",
     409: "Conflicts with existing data",
+    413: "Request body too large",
+    429: "Too many requests; retry after the Retry-After seconds",
     503: "The database is unavailable; retry later",
 }

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 @router.post(
     "/signup",
     status_code=status.HTTP_201_CREATED,
-    responses=errors(409),
+    responses=errors(409, 413),
 )
 async def signup(db: SessionDep, user_in: UserRegister) -> UserRead:
     """Create an account. New accounts are ordinary, active users."""
@@ -28,7 +28,7 @@ async def signup(db: SessionDep, user_in: UserRegister) -> UserRead:
     return UserRead.model_validate(await crud.user.create(db, obj_in=user_in))
 
 
-@router.post("/login", responses=errors(401))
+@router.post("/login", responses=errors(401, 413))
 async def login(db: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Token:
     """OAuth2 password flow: `username` is the email. Returns a bearer access token."""
     user = await crud.user.authenticate(db, email=form.username.strip(), password=form.password)

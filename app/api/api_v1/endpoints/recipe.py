@@ -68,7 +68,7 @@ async def read_recipe(db: SessionDep, cache: CacheDep, recipe_id: RecipeId) -> R
     return recipe_out
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(401))
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(401, 413))
 async def create_recipe(db: SessionDep, user: CurrentUser, recipe_in: RecipeCreate) -> RecipeRead:
     """Submit a recipe; the caller is its submitter."""
     recipe = await crud.recipe.create_with_submitter(db, obj_in=recipe_in, submitter_id=user.id)
@@ -78,7 +78,7 @@ async def create_recipe(db: SessionDep, user: CurrentUser, recipe_in: RecipeCrea
 # recipe_id is read by the OwnedRecipe dependency, which ruff's FAST003 cannot see.
 @router.patch(
     "/{recipe_id}",  # noqa: FAST003
-    responses=errors(401, 403, 404),
+    responses=errors(401, 403, 404, 413),
 )
 async def update_recipe(
     db: SessionDep, cache: CacheDep, recipe: OwnedRecipe, recipe_in: RecipeUpdate
