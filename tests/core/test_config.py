@@ -114,3 +114,19 @@ def test_settings_lowercase_superuser_email() -> None:
         make(FIRST_SUPERUSER_EMAIL=" Admin@Example.COM ").FIRST_SUPERUSER_EMAIL
         == "admin@example.com"
     )
+
+
+def test_env_example_loads_in_local_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    for name in ("ENVIRONMENT", "SECRET_KEY", "FIRST_SUPERUSER_PASSWORD", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(_env_file=example)
+    assert settings.ENVIRONMENT == "local"
+    assert len(settings.secret_key) >= 32
+    documented = {
+        line.lstrip("# ").split("=", 1)[0]
+        for line in example.read_text().splitlines()
+        if "=" in line and line.lstrip("# ").split("=", 1)[0].isupper()
+    }
+    assert set(Settings.model_fields) - {"PROJECT_NAME", "API_V1_STR"} <= documented
