@@ -10,7 +10,6 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from redis.asyncio import Redis
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -31,6 +30,7 @@ from app.core import metrics
 from app.core.cache import NoCache, RedisCache
 from app.core.config import Settings, settings
 from app.core.logging import setup_logging
+from app.core.redis import create_redis
 from app.db.session import engine
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 def make_lifespan(config: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(config.REDIS_URL) if config.REDIS_URL else None
+        redis = create_redis(config.REDIS_URL) if config.REDIS_URL else None
         app.state.redis = redis
         app.state.cache = (
             RedisCache(redis, config.REDIS_KEY_PREFIX)

@@ -18,16 +18,45 @@ os.environ.update(
 )
 
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
+from typing import Any  # noqa: E402
 
+import fakeredis  # noqa: E402
 import httpx2  # noqa: E402
 import pytest  # noqa: E402
+from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 
+from app.core import redis as redis_module  # noqa: E402
 from app.db.session import get_db, make_engine  # noqa: E402
 from app.main import app  # noqa: E402
 from app.models import User  # noqa: E402
 from tests.utils.user import create_random_user  # noqa: E402
 from tests.utils.utils import auth_headers  # noqa: E402
+
+# Like TEST_DATABASE_URL: unset, Redis is an in-process fake; set, the suite uses that server.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or "redis://fake-redis:6379/0"
+
+
+@pytest.fixture(autouse=True)
+def fake_redis_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    if "TEST_REDIS_URL" in os.environ:
+        return
+
+    class FakeOrRealRedis:
+        """The fake for the suite's own URL; any other URL (say, a closed port) stays real."""
+
+        @staticmethod
+        def from_url(url: str, **kwargs: Any) -> Any:
+            if url == TEST_REDIS_URL:
+                return fakeredis.FakeAsyncRedis.from_url(url)
+            return Redis.from_url(url, **kwargs)
+
+    monkeypatch.setattr(redis_module, "Redis", FakeOrRealRedis)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return TEST_REDIS_URL
 
 
 @pytest.fixture(scope="session")

@@ -7,25 +7,23 @@ from contextlib import AsyncExitStack
 import httpx2
 import pytest
 from fastapi import FastAPI
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.redis import create_redis
 from app.db.session import get_db
 from app.main import create_app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
 from tests.utils.utils import auth_headers
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
 
 @pytest.fixture
-async def redis_prefix() -> AsyncIterator[str]:
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test's own on the shared Redis, deleted afterwards."""
     prefix = f"test-{secrets.token_hex(6)}:"
     yield prefix
-    client = Redis.from_url(REDIS_URL)
+    client = create_redis(redis_url)
     try:
         keys = [key async for key in client.scan_iter(f"{prefix}*")]
         if keys:
@@ -51,16 +49,16 @@ async def _instance(
 
 
 async def test_two_instances_never_serve_a_stale_recipe(
-    db: AsyncSession, normal_user: User, redis_prefix: str
+    db: AsyncSession, normal_user: User, redis_url: str, redis_prefix: str
 ) -> None:
-    settings = Settings(_env_file=None, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=redis_prefix)
+    settings = Settings(_env_file=None, REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
     recipe = await create_random_recipe(db, submitter_id=normal_user.id, label="Before")
     path = f"/api/v1/recipes/{recipe.id}"
     async with AsyncExitStack() as stack:
         first = await _instance(stack, settings, db)
         second = await _instance(stack, settings, db)
         assert (await first.get(path)).json()["label"] == "Before"
-        redis = Redis.from_url(REDIS_URL)
+        redis = create_redis(redis_url)
         try:
             assert await redis.get(f"{redis_prefix}recipe:{recipe.id}") is not None
             patched = await second.patch(
@@ -78,14 +76,14 @@ async def test_two_instances_never_serve_a_stale_recipe(
 
 
 async def test_cache_serves_hits_without_the_database(
-    db: AsyncSession, normal_user: User, redis_prefix: str
+    db: AsyncSession, normal_user: User, redis_url: str, redis_prefix: str
 ) -> None:
-    settings = Settings(_env_file=None, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=redis_prefix)
+    settings = Settings(_env_file=None, REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
     recipe = await create_random_recipe(db, submitter_id=normal_user.id, label="Cached")
     async with AsyncExitStack() as stack:
         client = await _instance(stack, settings, db)
         await client.get(f"/api/v1/recipes/{recipe.id}")
-        redis = Redis.from_url(REDIS_URL)
+        redis = create_redis(redis_url)
         try:
             key = f"{redis_prefix}recipe:{recipe.id}"
             cached = await redis.get(key)
@@ -96,14 +94,14 @@ async def test_cache_serves_hits_without_the_database(
         assert (await client.get(f"/api/v1/recipes/{recipe.id}")).json()["label"] == "FromRedis"
 
 
-@pytest.mark.parametrize(("redis_url", "status", "state"), [
-    (REDIS_URL, 200, "up"),
-    ("redis://127.0.0.1:1/0", 503, "down"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("reachable", "status", "state"), [(True, 200, "up"), (False, 503, "down")]
+)
 async def test_readyz_reports_redis(
-    db: AsyncSession, redis_url: str, status: int, state: str
+    db: AsyncSession, redis_url: str, reachable: bool, status: int, state: str
 ) -> None:
-    settings = Settings(_env_file=None, REDIS_URL=redis_url)
+    url = redis_url if reachable else "redis://127.0.0.1:1/0"
+    settings = Settings(_env_file=None, REDIS_URL=url)
     async with AsyncExitStack() as stack:
         client = await _instance(stack, settings, db)
         response = await client.get("/readyz")
