@@ -22,7 +22,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_db)]
 _NO_CACHE = NoCache()
 
 
-def get_redis(request: Request) -> "Redis | None":
+def get_redis(request: Request) -> Redis | None:
     """The app's Redis client, made in the lifespan when REDIS_URL is set."""
     return getattr(request.app.state, "redis", None)
 
@@ -32,7 +32,7 @@ def get_cache(request: Request) -> Cache:
     return cache
 
 
-RedisDep = Annotated["Redis | None", Depends(get_redis)]
+RedisDep = Annotated[Redis | None, Depends(get_redis)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{settings.API_V1_STR}/auth/login", auto_error=False)
