@@ -8,6 +8,8 @@ from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -56,18 +58,26 @@ class RedisCache:
     """Entries shared by every worker. A Redis failure is a miss: the cache never takes the
     feature down with it."""
 
-    def __init__(self, redis: Redis, *, prefix: str) -> None:
+    def __init__(self, redis: Redis, *, prefix: str, timeout: float) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._timeout = timeout
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str, timeout: float) -> "RedisCache":
-        redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        return cls(redis, prefix=prefix)
+        # No retries: a miss costs one upstream call, a stalled cache would stall every request.
+        redis = Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        return cls(redis, prefix=prefix, timeout=timeout)
 
     async def get(self, key: str) -> bytes | None:
         try:
-            value = await self._redis.get(self._prefix + key)
+            async with asyncio.timeout(self._timeout):
+                value = await self._redis.get(self._prefix + key)
         except (RedisError, OSError) as exc:
             logger.warning("cache read failed, fetching instead: %s", type(exc).__name__)
             return None
@@ -77,7 +87,8 @@ class RedisCache:
         if ttl <= 0:
             return
         try:
-            await self._redis.set(self._prefix + key, value, px=max(1, round(ttl * 1000)))
+            async with asyncio.timeout(self._timeout):
+                await self._redis.set(self._prefix + key, value, px=max(1, round(ttl * 1000)))
         except (RedisError, OSError) as exc:
             logger.warning("cache write failed: %s", type(exc).__name__)
 
@@ -101,8 +112,7 @@ class SingleFlight(Generic[T]):
         return await asyncio.shield(run)
 
     def _forget(self, key: str, run: "asyncio.Task[T]") -> None:
-        if self._runs.get(key) is run:
-            del self._runs[key]
+        self._runs.pop(key, None)
         if not run.cancelled():
             # Mark the outcome as seen, so a failure nobody awaited is not reported as lost.
             run.exception()

@@ -214,8 +214,9 @@ class IdeasClient:
     async def _fetch_with_retries(self, name: str) -> list[IdeaRead]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        reason = "upstream unreachable"
-        for attempt in range(1, self.max_attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             wait: float | None = None
             try:
                 response = await self._get(name)
@@ -234,13 +235,11 @@ class IdeasClient:
                 if status == 429:
                     reason = "rate limited by upstream"
                 wait = retry_after(headers.get("retry-after"))
-            if attempt == self.max_attempts:
-                break
             delay = backoff(attempt) if wait is None else wait
-            if loop.time() + delay >= deadline:
-                break  # waiting would overrun the budget: answer now instead
+            # Waiting past the budget would only make the caller wait too: answer now instead.
+            if attempt >= self.max_attempts or loop.time() + delay >= deadline:
+                raise IdeasError(reason)
             await self._sleep(delay)
-        raise IdeasError(reason)
 
     async def _get(self, name: str) -> tuple[int, httpx2.Headers, bytes]:
         params: dict[str, str | int] = {"limit": self.limit_max, "t": TOP_PERIOD, "raw_json": 1}

@@ -1,6 +1,6 @@
 """Recipe idea bodies: ideas read from other services, and the request to import one."""
 
-from pydantic import BaseModel, Field, HttpUrl, field_serializer
+from pydantic import BaseModel, Field
 
 from app.schemas.common import WriteModel
 from app.schemas.recipe import RecipeUrl
@@ -24,7 +24,3 @@ class IdeaFeed(BaseModel):
 
 class IdeaImport(WriteModel):
     url: RecipeUrl = Field(description="The `url` of an idea from `GET /recipes/ideas`.")
-
-    @field_serializer("url")
-    def _url_text(self, url: HttpUrl) -> str:
-        return str(url)

@@ -402,6 +402,21 @@ async def test_redis_cache_down_means_fetching_every_time(
     assert "cache write failed" in caplog.text
 
 
+async def test_redis_cache_that_never_answers_is_a_miss(
+    idea_stub: IdeaStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Accepts connections (the kernel completes the handshake) and never says a word.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        cache = RedisCache.from_url(f"redis://127.0.0.1:{port}/0", prefix="unused:", timeout=0.2)
+        async with ideas_client(idea_stub.url, cache=cache, subreddits=["recipes"]) as client:
+            feed = await client.get_ideas(limit=5)
+    assert len(feed.ideas["recipes"]) == 3
+    assert "cache read failed" in caplog.text
+
+
 async def test_memory_cache_ignores_zero_ttl_and_drops_stale_entries() -> None:
     clock = Clock()
     cache = MemoryCache(clock=clock)
@@ -481,3 +496,54 @@ def test_backoff_grows_and_is_capped() -> None:
     for attempt in range(1, 12):
         ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (attempt - 1))
         assert ceiling / 2 <= backoff(attempt) <= ceiling
+
+
+async def test_fetch_retries_an_attempt_that_timed_out(idea_stub: IdeaStub) -> None:
+    idea_stub.script("recipes", Reply(hang=True))
+    sleeps: list[float] = []
+
+    async def record(delay: float) -> None:
+        sleeps.append(delay)
+
+    http = httpx2.AsyncClient(base_url=idea_stub.url, timeout=httpx2.Timeout(0.3))
+    client = IdeasClient(
+        http,
+        MemoryCache(),
+        subreddits=["recipes"],
+        limit_max=5,
+        timeout=5.0,
+        cache_seconds=0,
+        sleep=record,
+    )
+    try:
+        assert len(await client.fetch_subreddit("recipes")) == 3
+    finally:
+        await client.aclose()
+    assert idea_stub.hits["recipes"] == 2
+    assert len(sleeps) == 1
+
+
+class FilledMeanwhile(MemoryCache):
+    """A cache another worker fills between this one's first look and its fetch."""
+
+    def __init__(self, value: bytes) -> None:
+        super().__init__()
+        self.value = value
+        self.filled = False
+
+    async def get(self, key: str) -> bytes | None:
+        value = await super().get(key)
+        if value is None and not self.filled:
+            self.filled = True
+            await self.set(key, self.value, ttl=60)  # the other worker's write lands now
+        return value
+
+
+async def test_get_subreddit_uses_what_another_worker_cached_meanwhile(
+    idea_stub: IdeaStub,
+) -> None:
+    cached = b'[{"title": "From the other worker", "url": "https://example.com/o", "score": 1}]'
+    async with ideas_client(idea_stub.url, cache=FilledMeanwhile(cached)) as client:
+        ideas = await client.get_subreddit("recipes")
+    assert [idea.title for idea in ideas] == ["From the other worker"]
+    assert idea_stub.hits["recipes"] == 0
