@@ -20,6 +20,7 @@ from app import __version__, crud
 from app.api.api_v1.api import api_router
 from app.api.deps import SessionDep
 from app.api.health import router as health_router
+from app.clients.ideas import open_ideas_client
 from app.core.config import Settings, settings
 from app.db.session import engine
 
@@ -38,8 +39,10 @@ DB_UNAVAILABLE = (
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    yield
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with open_ideas_client(settings) as ideas_client:
+        app.state.ideas_client = ideas_client
+        yield
     await engine.dispose()
 
 

@@ -3,13 +3,14 @@
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Query, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
 from app.api.pagination import MAX_ID, decode_cursor
+from app.clients.ideas import IdeasClient
 from app.core.config import settings
 from app.core.security import InvalidTokenError, decode_access_token
 from app.db.session import get_db
@@ -97,3 +98,12 @@ def get_page_params(
 
 
 PageDep = Annotated[PageParams, Depends(get_page_params)]
+
+
+def get_ideas_client(request: Request) -> IdeasClient:
+    """The client the lifespan opened. Tests and users swap it with app.dependency_overrides."""
+    client: IdeasClient = request.app.state.ideas_client
+    return client
+
+
+IdeasClientDep = Annotated[IdeasClient, Depends(get_ideas_client)]

@@ -15,5 +15,6 @@ DESCRIPTIONS = {
     403: "Not allowed for this user",
     404: "Not found",
     409: "Conflicts with existing data",
+    502: "The services this answer depends on failed",
     503: "The database is unavailable; retry later",
 }
