@@ -221,6 +221,22 @@ async def test_fetch_makes_titles_safe_to_store_and_show(idea_stub: IdeaStub) ->
     assert [idea.title for idea in ideas] == ["Cr\u00e8me br\u00fbl\u00e9e tart &amp; <b>"]
 
 
+async def test_fetch_waits_for_a_slow_answer_within_the_budget(idea_stub: IdeaStub) -> None:
+    idea_stub.script("recipes", Reply(delay=0.3))
+    async with ideas_client(idea_stub.url, sleeps=[], timeout=5.0) as client:
+        assert len(await client.fetch_subreddit("recipes")) == 3
+    assert idea_stub.hits["recipes"] == 1
+
+
+async def test_fetch_gives_up_on_an_answer_slower_than_the_budget(idea_stub: IdeaStub) -> None:
+    idea_stub.script("recipes", Reply(delay=2.0))
+    sleeps: list[float] = []
+    async with ideas_client(idea_stub.url, sleeps=sleeps, timeout=0.3) as client:
+        with pytest.raises(IdeasError, match=r"^upstream timed out$"):
+            await client.fetch_subreddit("recipes")
+    assert idea_stub.hits["recipes"] == 1
+
+
 async def test_fetch_times_out_within_the_budget(idea_stub: IdeaStub) -> None:
     idea_stub.script("recipes", Reply(hang=True))
     async with ideas_client(idea_stub.url, sleeps=[], timeout=0.5) as client:

@@ -34,11 +34,13 @@ def listing(posts: list[dict[str, Any]], kind: str = "t3") -> bytes:
 
 @dataclass
 class Reply:
-    """One scripted answer. body None means the subreddit's posts as a listing."""
+    """One scripted answer, sent after `delay` seconds (never, if it hangs). body None means
+    the subreddit's posts as a listing."""
 
     status: int = 200
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
     hang: bool = False
 
 
@@ -148,6 +150,7 @@ class IdeaStub:
             if reply.hang:
                 self._closing.wait(HOLD_SECONDS)
                 return
+            self._closing.wait(reply.delay)
             body = reply.body
             if body is None:
                 posts = self.posts.get(name, [post(name, n) for n in range(1, 4)])
