@@ -99,7 +99,7 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -224,6 +224,9 @@ class IdeasClient:
                 reason = "upstream timed out"
             except httpx2.TransportError:
                 reason = "upstream unreachable"
+            except httpx2.HTTPError as exc:
+                # A body that will not decode (a false Content-Encoding) will not decode next time.
+                raise IdeasError("unexpected answer from upstream") from exc
             else:
                 status, headers, body = response
                 if status == 200:

@@ -189,6 +189,16 @@ async def test_fetch_unexpected_body_is_an_error_without_retry(
     assert idea_stub.hits["recipes"] == 1
 
 
+async def test_fetch_body_that_does_not_decode_is_an_error_without_retry(
+    idea_stub: IdeaStub,
+) -> None:
+    idea_stub.script("recipes", Reply(200, body=b"not gzip", headers={"Content-Encoding": "gzip"}))
+    async with ideas_client(idea_stub.url, sleeps=[]) as client:
+        with pytest.raises(IdeasError, match=r"^unexpected answer from upstream$"):
+            await client.fetch_subreddit("recipes")
+    assert idea_stub.hits["recipes"] == 1
+
+
 async def test_fetch_skips_posts_it_cannot_use(idea_stub: IdeaStub) -> None:
     good = post("recipes", 1)
     body = listing(
@@ -500,6 +510,8 @@ async def test_open_ideas_client_closes_what_it_opened(idea_stub: IdeaStub) -> N
         ("Wed, 01 Jan 2031 00:00:30 -0000", None),
         ("-5", None),
         ("1.5", None),
+        ("\u00b2", None),
+        ("9" * 400, float("inf")),
         ("soon", None),
     ],
 )
