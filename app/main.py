@@ -26,6 +26,7 @@ from app.api.middleware import (
     SecurityHeadersMiddleware,
 )
 from app.api.responses import errors
+from app.clients.ideas import open_ideas_client
 from app.core import metrics
 from app.core.cache import NoCache, RedisCache
 from app.core.config import Settings, settings
@@ -49,7 +50,9 @@ def make_lifespan(config: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
             else NoCache()
         )
         try:
-            yield
+            async with open_ideas_client(config) as ideas_client:
+                app.state.ideas_client = ideas_client
+                yield
         finally:
             # Runs after the server has drained in-flight requests on SIGTERM.
             if redis is not None:

@@ -30,6 +30,7 @@ from app.core import redis as redis_module  # noqa: E402
 from app.db.session import get_db, make_engine  # noqa: E402
 from app.main import app  # noqa: E402
 from app.models import User  # noqa: E402
+from tests.utils.idea import IdeaStub  # noqa: E402
 from tests.utils.user import create_random_user  # noqa: E402
 from tests.utils.utils import auth_headers  # noqa: E402
 
@@ -136,3 +137,10 @@ def normal_user_token_headers(normal_user: User) -> dict[str, str]:
 @pytest.fixture
 def superuser_token_headers(superuser: User) -> dict[str, str]:
     return auth_headers(superuser.id)
+
+
+@pytest.fixture
+def idea_stub() -> Iterator[IdeaStub]:
+    """A real HTTP stand-in for the recipe ideas upstream on 127.0.0.1, on a free port."""
+    with IdeaStub() as stub:
+        yield stub

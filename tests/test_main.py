@@ -6,9 +6,12 @@ import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.deps import get_current_user
+from app.clients.ideas import IdeasClient, open_ideas_client
 from app.core.config import Settings
 from app.main import create_app
 from app.models import User
+from tests.utils.idea import IdeaStub
 from tests.utils.recipe import create_random_recipe
 
 
@@ -62,3 +65,22 @@ async def test_cors_allows_only_configured_origins(origin: str, allowed: bool) -
         headers={"origin": origin, "access-control-request-method": "POST"},
     )
     assert (response.headers.get("access-control-allow-origin") == origin) is allowed
+
+
+async def test_lifespan_opens_the_ideas_client_and_closes_it(idea_stub: IdeaStub) -> None:
+    application = create_app()
+    async with application.router.lifespan_context(application):
+        ideas = application.state.ideas_client
+        assert isinstance(ideas, IdeasClient)
+        assert not ideas.http.is_closed
+        # Handlers reach whatever is on app.state through the dependency.
+        async with open_ideas_client(idea_stub.settings()) as stubbed:
+            application.state.ideas_client = stubbed
+            user = User(id=1, email="cook@example.com", is_active=True)
+            application.dependency_overrides[get_current_user] = lambda: user
+            transport = httpx2.ASGITransport(app=application)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:
+                response = await c.get("/api/v1/recipes/ideas", params={"limit": 1})
+        assert response.status_code == 200
+        assert idea_stub.hits["recipes"] == 1
+    assert ideas.http.is_closed

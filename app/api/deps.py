@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
 from app.api.pagination import MAX_ID, decode_cursor
+from app.clients.ideas import IdeasClient
 from app.core.cache import Cache, NoCache
 from app.core.config import settings
 from app.core.security import InvalidTokenError, decode_access_token
@@ -115,3 +116,12 @@ def get_page_params(
 
 
 PageDep = Annotated[PageParams, Depends(get_page_params)]
+
+
+def get_ideas_client(request: Request) -> IdeasClient:
+    """The client the lifespan opened. Tests and users swap it with app.dependency_overrides."""
+    client: IdeasClient = request.app.state.ideas_client
+    return client
+
+
+IdeasClientDep = Annotated[IdeasClient, Depends(get_ideas_client)]

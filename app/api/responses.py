@@ -17,5 +17,6 @@ DESCRIPTIONS = {
     409: "Conflicts with existing data",
     413: "Request body too large",
     429: "Too many requests; retry after the Retry-After seconds",
+    502: "The services this answer depends on failed",
     503: "The database is unavailable; retry later",
 }

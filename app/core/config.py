@@ -4,6 +4,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,7 @@ DATA_DIR = Path("data")
 LOCAL_SECRET_FILE = DATA_DIR / ".secret_key"
 MIN_SECRET_LENGTH = 32
 PLACEHOLDERS = frozenset({"", "secret", "password", "changeme", "change-me", "change_me"})
+SUBREDDIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{1,20}")
 
 
 def is_placeholder(value: str) -> bool:
@@ -106,6 +108,12 @@ class Settings(BaseSettings):
         default=[], description="Networks that may read /metrics; empty allows everyone."
     )
 
+    IDEAS_BASE_URL: str = "https://www.reddit.com"
+    IDEAS_SUBREDDITS: CommaList = ["recipes", "easyrecipes", "TopSecretRecipes"]
+    IDEAS_LIMIT_MAX: int = Field(default=25, ge=1, le=100)
+    IDEAS_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
+    IDEAS_CACHE_SECONDS: float = Field(default=300.0, ge=0)
+
     @field_validator(
         "BACKEND_CORS_ORIGINS", "ALLOWED_HOSTS", "METRICS_ALLOWED_NETWORKS", mode="before"
     )
@@ -128,6 +136,31 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         return [str(ipaddress.ip_network(network, strict=False)) for network in value]
+
+    @field_validator("IDEAS_SUBREDDITS", mode="before")
+    @classmethod
+    def _parse_subreddits(cls, value: Any) -> Any:
+        return cls._parse_list(value)
+
+    @field_validator("IDEAS_SUBREDDITS")
+    @classmethod
+    def _check_subreddits(cls, value: list[str]) -> list[str]:
+        """Names go into upstream paths and cache keys, so only Reddit's own alphabet passes."""
+        if not value:
+            raise ValueError("name at least one subreddit")
+        bad = [name for name in value if not SUBREDDIT_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"not subreddit names: {', '.join(map(repr, bad))}")
+        if len({name.lower() for name in value}) != len(value):
+            raise ValueError("subreddits are listed twice")
+        return value
+
+    @field_validator("IDEAS_BASE_URL")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value.strip()):
+            raise ValueError("must be an http(s) URL without query or fragment")
+        return value.strip().rstrip("/")
 
     @field_validator("DATABASE_URL")
     @classmethod

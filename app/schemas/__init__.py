@@ -1,6 +1,7 @@
 """Pydantic models at the API's edges. No ORM queries here."""
 
 from app.schemas.common import ErrorDetail, Page
+from app.schemas.idea import IdeaFeed, IdeaImport, IdeaRead
 from app.schemas.recipe import (
     RecipeCreate,
     RecipePage,
@@ -13,6 +14,9 @@ from app.schemas.user import UserCreate, UserPage, UserRead, UserRegister
 
 __all__ = [
     "ErrorDetail",
+    "IdeaFeed",
+    "IdeaImport",
+    "IdeaRead",
     "Page",
     "RecipeCreate",
     "RecipePage",

@@ -130,3 +130,58 @@ def test_env_example_loads_in_local_mode(tmp_path: Path, monkeypatch: pytest.Mon
         if "=" in line and line.lstrip("# ").split("=", 1)[0].isupper()
     }
     assert set(Settings.model_fields) - {"PROJECT_NAME", "API_V1_STR"} <= documented
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('["recipes", "Cooking_101"]', ["recipes", "Cooking_101"]),
+        ("recipes, easyrecipes ,", ["recipes", "easyrecipes"]),
+    ],
+)
+def test_settings_parse_ideas_subreddits(
+    raw: str, expected: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IDEAS_SUBREDDITS", raw)
+    assert expected == make().IDEAS_SUBREDDITS
+
+
+def test_settings_ideas_defaults() -> None:
+    settings = make()
+    assert settings.IDEAS_SUBREDDITS == ["recipes", "easyrecipes", "TopSecretRecipes"]
+    assert settings.IDEAS_BASE_URL == "https://www.reddit.com"
+    assert settings.REDIS_URL is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("", "name at least one subreddit"),
+        ("recipes,../admin", "not subreddit names"),
+        ("recipes,a", "not subreddit names"),
+        ('["recipes", "x y"]', "not subreddit names"),
+        ("recipes,Recipes", "listed twice"),
+    ],
+)
+def test_settings_refuse_bad_ideas_subreddits(raw: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        make(IDEAS_SUBREDDITS=raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        (" https://mirror.example/reddit/ ", "https://mirror.example/reddit"),
+    ],
+)
+def test_settings_normalize_ideas_base_url(raw: str, expected: str) -> None:
+    assert expected == make(IDEAS_BASE_URL=raw).IDEAS_BASE_URL
+
+
+@pytest.mark.parametrize(
+    "raw", ["ftp://example.com", "example.com", "https://example.com/?q=1", "https://a b"]
+)
+def test_settings_refuse_bad_ideas_base_url(raw: str) -> None:
+    with pytest.raises(ValidationError, match="IDEAS_BASE_URL"):
+        make(IDEAS_BASE_URL=raw)

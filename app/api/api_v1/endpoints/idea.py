@@ -1,0 +1,61 @@
+"""Recipe ideas from other services, and importing one as a recipe."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from app import crud
+from app.api.deps import CurrentUser, IdeasClientDep, SessionDep
+from app.api.responses import errors
+from app.clients.ideas import IdeasError
+from app.core.config import settings
+from app.schemas import IdeaFeed, IdeaImport, RecipeCreate, RecipeRead
+
+router = APIRouter(prefix="/recipes/ideas", tags=["ideas"])
+
+LABEL_MAX_LENGTH = 256
+UNAVAILABLE = "Recipe ideas are unavailable: no source answered; retry later"
+
+
+@router.get("", responses=errors(401, 502))
+async def read_ideas(
+    _: CurrentUser,
+    ideas: IdeasClientDep,
+    limit: Annotated[
+        int, Query(ge=1, le=settings.IDEAS_LIMIT_MAX, description="Ideas per source.")
+    ] = 5,
+) -> IdeaFeed:
+    """Top recipe ideas per source, fetched concurrently; sources that fail are in `errors`."""
+    feed = await ideas.get_ideas(limit)
+    if not feed.ideas:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=UNAVAILABLE)
+    return feed
+
+
+@router.post(
+    "/import",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(401, 404, 409, 502),
+)
+async def import_idea(
+    db: SessionDep, user: CurrentUser, ideas: IdeasClientDep, idea_in: IdeaImport
+) -> RecipeRead:
+    """Save one of the current ideas as your recipe: its title is the label, its subreddit the
+    source."""
+    url = str(idea_in.url)
+    if await crud.recipe.get_by_url(db, submitter_id=user.id, url=url) is not None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail="You already have a recipe with this url"
+        )
+    try:
+        found = await ideas.find(url)
+    except IdeasError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=UNAVAILABLE) from exc
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No current idea has this url")
+    subreddit, idea = found
+    recipe_in = RecipeCreate.model_validate(
+        {"label": idea.title[:LABEL_MAX_LENGTH], "source": f"r/{subreddit}", "url": url}
+    )
+    recipe = await crud.recipe.create_with_submitter(db, obj_in=recipe_in, submitter_id=user.id)
+    return RecipeRead.model_validate(recipe)

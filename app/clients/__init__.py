@@ -1,0 +1,1 @@
+"""Clients of other services, each wrapping one upstream. No HTTP framework here."""

@@ -1,0 +1,312 @@
+"""Recipe idea endpoints: the feed, its failure modes, a swapped-in client, and importing."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.api.api_v1.endpoints.idea import UNAVAILABLE
+from app.api.deps import get_current_user, get_ideas_client
+from app.clients.ideas import IdeasClient, IdeasError, open_ideas_client
+from app.core.config import settings
+from app.main import app
+from app.models import User
+from app.schemas import IdeaFeed, IdeaRead
+from tests.utils.idea import SUBREDDITS, IdeaStub, Reply, post
+from tests.utils.recipe import create_random_recipe
+from tests.utils.user import create_random_user
+from tests.utils.utils import auth_headers
+
+IDEAS = "/api/v1/recipes/ideas"
+IMPORT = f"{IDEAS}/import"
+IDEA_URL = "https://example.com/easyrecipes/2"
+
+
+@pytest.fixture
+async def ideas_client(idea_stub: IdeaStub) -> AsyncIterator[IdeasClient]:
+    """The real client, pointed at the stub, put in place of the app's one."""
+    async with open_ideas_client(idea_stub.settings()) as ideas:
+        app.dependency_overrides[get_ideas_client] = lambda: ideas
+        try:
+            yield ideas
+        finally:
+            app.dependency_overrides.pop(get_ideas_client, None)
+
+
+class FakeIdeas:
+    """What a test or a user would swap in: no network at all."""
+
+    def __init__(self, feed: IdeaFeed) -> None:
+        self.feed = feed
+        self.limits: list[int] = []
+
+    async def get_ideas(self, limit: int) -> IdeaFeed:
+        self.limits.append(limit)
+        return self.feed
+
+    async def find(self, url: str) -> tuple[str, IdeaRead] | None:
+        for name, ideas in self.feed.ideas.items():
+            for idea in ideas:
+                if idea.url == url:
+                    return name, idea
+        if self.feed.errors:
+            raise IdeasError("down")
+        return None
+
+
+def use(fake: FakeIdeas) -> None:
+    app.dependency_overrides[get_ideas_client] = lambda: fake
+
+
+FEED = IdeaFeed(
+    ideas={"soups": [IdeaRead(title="Leek soup", url="https://example.com/leek", score=7)]},
+    errors={"stews": "upstream timed out"},
+)
+
+
+async def test_read_ideas_route_is_not_taken_for_a_recipe_id(client: httpx2.AsyncClient) -> None:
+    # Were /recipes/{recipe_id} matched first, this would be a 422 for the id "ideas".
+    assert (await client.get(IDEAS)).status_code == 401
+    assert (await client.post(IMPORT, json={"url": IDEA_URL})).status_code == 401
+
+
+async def test_read_ideas_with_a_fake_client(
+    client: httpx2.AsyncClient, normal_user_token_headers: dict[str, str]
+) -> None:
+    fake = FakeIdeas(FEED)
+    use(fake)
+    response = await client.get(IDEAS, params={"limit": 3}, headers=normal_user_token_headers)
+    assert response.status_code == 200
+    assert response.json() == {
+        "ideas": {"soups": [{"title": "Leek soup", "url": "https://example.com/leek", "score": 7}]},
+        "errors": {"stews": "upstream timed out"},
+    }
+    assert fake.limits == [3]
+
+
+async def test_read_ideas_default_limit_is_five(
+    client: httpx2.AsyncClient, normal_user_token_headers: dict[str, str]
+) -> None:
+    fake = FakeIdeas(FEED)
+    use(fake)
+    await client.get(IDEAS, headers=normal_user_token_headers)
+    assert fake.limits == [5]
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", str(settings.IDEAS_LIMIT_MAX + 1), "five", "1.5"])
+async def test_read_ideas_bad_limit_is_422(
+    client: httpx2.AsyncClient, normal_user_token_headers: dict[str, str], limit: str
+) -> None:
+    use(FakeIdeas(FEED))
+    response = await client.get(IDEAS, params={"limit": limit}, headers=normal_user_token_headers)
+    assert response.status_code == 422
+
+
+@pytest.mark.usefixtures("ideas_client")
+async def test_read_ideas_from_the_stub_through_the_real_client(
+    client: httpx2.AsyncClient,
+    normal_user_token_headers: dict[str, str],
+) -> None:
+    response = await client.get(IDEAS, params={"limit": 2}, headers=normal_user_token_headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert list(body["ideas"]) == SUBREDDITS
+    assert [i["title"] for i in body["ideas"]["recipes"]] == ["recipes idea 1", "recipes idea 2"]
+    assert body["errors"] == {}
+
+
+@pytest.mark.usefixtures("ideas_client")
+async def test_read_ideas_partial_failure_still_answers(
+    client: httpx2.AsyncClient,
+    idea_stub: IdeaStub,
+    normal_user_token_headers: dict[str, str],
+) -> None:
+    idea_stub.script("recipes", Reply(404))
+    idea_stub.script("TopSecretRecipes", Reply(200, body=b"{"))
+    response = await client.get(IDEAS, headers=normal_user_token_headers)
+    assert response.status_code == 200
+    assert list(response.json()["ideas"]) == ["easyrecipes"]
+    assert response.json()["errors"] == {
+        "recipes": "upstream answered 404",
+        "TopSecretRecipes": "unexpected answer from upstream",
+    }
+
+
+@pytest.mark.usefixtures("ideas_client")
+async def test_read_ideas_every_source_failing_is_502(
+    client: httpx2.AsyncClient,
+    idea_stub: IdeaStub,
+    normal_user_token_headers: dict[str, str],
+) -> None:
+    for name in SUBREDDITS:
+        idea_stub.script(name, Reply(403))
+    response = await client.get(IDEAS, headers=normal_user_token_headers)
+    assert response.status_code == 502
+    assert response.json() == {"detail": UNAVAILABLE}
+
+
+async def test_read_ideas_twenty_concurrent_calls_fetch_each_subreddit_once(
+    client: httpx2.AsyncClient, idea_stub: IdeaStub, normal_user: User
+) -> None:
+    entered = 0
+
+    class Counting(IdeasClient):
+        async def get_subreddit(self, name: str) -> list[IdeaRead]:
+            nonlocal entered
+            entered += 1
+            return await super().get_subreddit(name)
+
+    config = idea_stub.settings()
+    async with open_ideas_client(config) as real:
+        ideas = Counting(
+            real.http,
+            real.cache,
+            subreddits=config.IDEAS_SUBREDDITS,
+            limit_max=config.IDEAS_LIMIT_MAX,
+            timeout=config.IDEAS_TIMEOUT_SECONDS,
+            cache_seconds=config.IDEAS_CACHE_SECONDS,
+        )
+        app.dependency_overrides[get_ideas_client] = lambda: ideas
+        # The test's one database session cannot serve 20 requests at once; auth has its own tests.
+        app.dependency_overrides[get_current_user] = lambda: normal_user
+        idea_stub.hold()
+        calls = [asyncio.create_task(client.get(IDEAS)) for _ in range(20)]
+        assert await asyncio.to_thread(idea_stub.wait_in_flight, len(SUBREDDITS))
+        for _ in range(200):
+            if entered == 20 * len(SUBREDDITS):
+                break
+            await asyncio.sleep(0.01)
+        assert entered == 20 * len(SUBREDDITS)
+        idea_stub.release()
+        responses = await asyncio.gather(*calls)
+        assert {r.status_code for r in responses} == {200}
+        assert all(r.json() == responses[0].json() for r in responses)
+        assert idea_stub.hits == dict.fromkeys(SUBREDDITS, 1)
+        # Later calls are served from the cache.
+        assert (await client.get(IDEAS)).status_code == 200
+        assert idea_stub.hits == dict.fromkeys(SUBREDDITS, 1)
+
+
+@pytest.mark.usefixtures("ideas_client")
+async def test_import_idea_creates_a_recipe_for_the_caller(
+    client: httpx2.AsyncClient,
+    normal_user: User,
+    normal_user_token_headers: dict[str, str],
+) -> None:
+    response = await client.post(IMPORT, json={"url": IDEA_URL}, headers=normal_user_token_headers)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["label"] == "easyrecipes idea 2"
+    assert body["source"] == "r/easyrecipes"
+    assert body["url"] == IDEA_URL
+    assert body["submitter_id"] == normal_user.id
+    assert (await client.get(f"/api/v1/recipes/{body['id']}")).json() == body
+
+
+@pytest.mark.usefixtures("ideas_client")
+async def test_import_idea_twice_is_409_but_another_user_may(
+    client: httpx2.AsyncClient,
+    db: AsyncSession,
+    normal_user_token_headers: dict[str, str],
+) -> None:
+    first = await client.post(IMPORT, json={"url": IDEA_URL}, headers=normal_user_token_headers)
+    again = await client.post(IMPORT, json={"url": IDEA_URL}, headers=normal_user_token_headers)
+    assert first.status_code == 201
+    assert again.status_code == 409
+    assert again.json() == {"detail": "You already have a recipe with this url"}
+    other = await create_random_user(db)
+    theirs = await client.post(IMPORT, json={"url": IDEA_URL}, headers=auth_headers(other.id))
+    assert theirs.status_code == 201
+
+
+@pytest.mark.usefixtures("ideas_client")
+async def test_import_idea_already_saved_by_hand_is_409(
+    client: httpx2.AsyncClient,
+    db: AsyncSession,
+    normal_user: User,
+) -> None:
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    response = await client.post(
+        IMPORT, json={"url": recipe.url}, headers=auth_headers(normal_user.id)
+    )
+    assert response.status_code == 409
+
+
+@pytest.mark.usefixtures("ideas_client")
+async def test_import_idea_truncates_a_long_title_to_a_label(
+    client: httpx2.AsyncClient,
+    idea_stub: IdeaStub,
+    normal_user_token_headers: dict[str, str],
+) -> None:
+    idea_stub.posts["recipes"] = [post("recipes", 1, title="Soup " * 60)]
+    response = await client.post(
+        IMPORT, json={"url": "https://example.com/recipes/1"}, headers=normal_user_token_headers
+    )
+    assert response.status_code == 201
+    label = response.json()["label"]
+    assert len(label) <= 256
+    assert label.startswith("Soup Soup")
+    assert label == label.strip()
+
+
+@pytest.mark.usefixtures("ideas_client")
+async def test_import_idea_unknown_url_is_404(
+    client: httpx2.AsyncClient,
+    normal_user_token_headers: dict[str, str],
+) -> None:
+    response = await client.post(
+        IMPORT, json={"url": "https://example.com/not-an-idea"}, headers=normal_user_token_headers
+    )
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No current idea has this url"}
+
+
+async def test_import_idea_while_sources_are_down_is_502(
+    client: httpx2.AsyncClient, normal_user_token_headers: dict[str, str]
+) -> None:
+    use(FakeIdeas(FEED))
+    response = await client.post(
+        IMPORT, json={"url": "https://example.com/not-soup"}, headers=normal_user_token_headers
+    )
+    assert response.status_code == 502
+    assert response.json() == {"detail": UNAVAILABLE}
+    # An idea from a source that did answer can still be imported.
+    found = await client.post(
+        IMPORT, json={"url": "https://example.com/leek"}, headers=normal_user_token_headers
+    )
+    assert found.status_code == 201
+    assert found.json()["source"] == "r/soups"
+
+
+@pytest.mark.usefixtures("ideas_client")
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"url": None},
+        {"url": "not a url"},
+        {"url": "javascript:alert(1)"},
+        {"url": "https://example.com/" + "a" * 2048},
+        {"url": IDEA_URL, "label": "mine"},
+        [IDEA_URL],
+    ],
+)
+async def test_import_idea_bad_body_is_422(
+    client: httpx2.AsyncClient,
+    idea_stub: IdeaStub,
+    normal_user_token_headers: dict[str, str],
+    body: Any,
+) -> None:
+    response = await client.post(IMPORT, json=body, headers=normal_user_token_headers)
+    assert response.status_code == 422
+    assert sum(idea_stub.hits.values()) == 0
+
+
+async def test_ideas_are_in_the_openapi_document(client: httpx2.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert set(paths[IDEAS]["get"]["responses"]) == {"200", "401", "422", "502", "503"}
+    assert set(paths[IMPORT]["post"]["responses"]) == {"201", "401", "404", "409", "422", "502", "503"}
+    assert paths[IDEAS]["get"]["tags"] == ["ideas"]

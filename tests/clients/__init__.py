@@ -1,0 +1,1 @@
+"""Clients of other services, against real local stand-ins."""
