@@ -21,6 +21,7 @@ from app.api.api_v1.api import api_router
 from app.api.deps import SessionDep
 from app.api.health import router as health_router
 from app.core.config import Settings, settings
+from app.core.rate_limit import RateLimiter
 from app.db.session import engine
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,9 @@ DB_UNAVAILABLE = (
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
+    await app.state.rate_limiter.aclose()
     await engine.dispose()
 
 
@@ -122,6 +124,9 @@ def create_app(config: Settings = settings) -> FastAPI:
     app.add_exception_handler(sa_exc.IntegrityError, integrity_error_handler)
     for exc_type in DB_UNAVAILABLE:
         app.add_exception_handler(exc_type, db_unavailable_handler)
+
+    # In Redis when REDIS_URL is set, so every instance draws on one budget per client.
+    app.state.rate_limiter = RateLimiter.from_url(config.REDIS_URL)
 
     app.include_router(health_router)
     app.include_router(api_router, prefix=config.API_V1_STR)

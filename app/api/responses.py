@@ -15,5 +15,6 @@ DESCRIPTIONS = {
     403: "Not allowed for this user",
     404: "Not found",
     409: "Conflicts with existing data",
+    429: "Too many requests; wait the seconds in `Retry-After`",
     503: "The database is unavailable; retry later",
 }
