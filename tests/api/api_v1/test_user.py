@@ -56,7 +56,8 @@ async def test_read_users_as_normal_user_is_403(
 ) -> None:
     response = await client.get(USERS, headers=normal_user_token_headers)
     assert response.status_code == 403
-    assert response.json() == {"detail": "Superuser privileges required"}
+    assert response.json() == {"detail": "Not enough permissions"}
+    assert response.headers["www-authenticate"] == 'Bearer scope="users:admin"'
 
 
 async def test_read_users_anonymous_is_401(client: httpx2.AsyncClient) -> None:
