@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.rate_limit import MemoryBackend, RedisBackend
 from app.main import create_app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
@@ -62,3 +63,22 @@ async def test_cors_allows_only_configured_origins(origin: str, allowed: bool) -
         headers={"origin": origin, "access-control-request-method": "POST"},
     )
     assert (response.headers.get("access-control-allow-origin") == origin) is allowed
+
+
+async def test_rate_limiter_is_in_redis_when_redis_url_is_set() -> None:
+    assert isinstance(create_app(_settings()).state.rate_limiter.backend, MemoryBackend)
+    app = create_app(_settings(REDIS_URL="redis://127.0.0.1:6379/0"))
+    limiter = app.state.rate_limiter
+    assert isinstance(limiter.backend, RedisBackend)
+    closed: list[bool] = []
+    original = limiter.aclose
+
+    async def spy() -> None:
+        closed.append(True)
+        await original()
+
+    limiter.aclose = spy
+    # Shutting down closes the limiter's connections.
+    async with app.router.lifespan_context(app):
+        assert closed == []
+    assert closed == [True]
