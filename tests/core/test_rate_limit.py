@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from app.core.rate_limit import (
     MemoryBackend,
@@ -107,8 +108,14 @@ async def test_memory_backend_forgets_idle_keys() -> None:
 async def redis_prefix() -> AsyncIterator[str]:
     """A key prefix no one else uses; every key under it is deleted afterwards."""
     prefix = f"test-ratelimit-{secrets.token_hex(8)}:"
-    yield prefix
     client = Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except RedisError as exc:
+        await client.aclose()
+        # The limiter would fail open and hide it; say plainly what is missing instead.
+        pytest.fail(f"Redis is not reachable at {REDIS_URL} (set TEST_REDIS_URL): {exc}")
+    yield prefix
     try:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
         if keys:

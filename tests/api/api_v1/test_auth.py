@@ -358,6 +358,23 @@ async def test_refresh_unknown_token_is_401(client: httpx2.AsyncClient, refresh_
 
 
 @pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        (REFRESH, rb'{"refresh_token": "\ud800"}'),
+        (LOGOUT, rb'{"refresh_token": "\ud800"}'),
+        (RESET, rb'{"token": "\ud800", "new_password": "long-enough-pw"}'),
+    ],
+)
+async def test_token_routes_refuse_undecodable_tokens_with_422(
+    client: httpx2.AsyncClient, path: str, raw: bytes
+) -> None:
+    response = await client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], list)
+    assert "long-enough-pw" not in response.text
+
+
+@pytest.mark.parametrize(
     "body", [{}, {"refresh_token": ""}, {"refresh_token": "x" * 257}, {"refresh_token": 5}]
 )
 async def test_refresh_malformed_body_is_422(
