@@ -93,6 +93,8 @@ RecipeWriter = Annotated[User, Security(get_current_user, scopes=[SCOPE_RECIPES_
 async def get_current_superuser(
     user: Annotated[User, Security(get_current_user, scopes=[SCOPE_USERS_ADMIN])],
 ) -> User:
+    # The scope already implies the flag; checked again so a change to scope rules cannot
+    # quietly open the admin routes.
     if not user.is_superuser:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Superuser privileges required")
     return user
