@@ -15,7 +15,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app import __version__, crud
 from app.api.api_v1.api import api_router
-from app.api.deps import SessionDep
+from app.api.deps import ApiRateLimit, SessionDep
 from app.api.errors import register_exception_handlers
 from app.api.health import router as health_router
 from app.api.metrics import router as metrics_router
@@ -31,6 +31,7 @@ from app.core import metrics
 from app.core.cache import NoCache, RedisCache
 from app.core.config import Settings, settings
 from app.core.logging import setup_logging
+from app.core.rate_limit import RateLimiter
 from app.core.redis import create_redis
 from app.db.session import engine
 
@@ -55,6 +56,7 @@ def make_lifespan(config: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
                 yield
         finally:
             # Runs after the server has drained in-flight requests on SIGTERM.
+            await app.state.rate_limiter.aclose()
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()
@@ -104,11 +106,21 @@ def create_app(config: Settings = settings) -> FastAPI:
 
     register_exception_handlers(app)
 
+    # In Redis when REDIS_URL is set, so every instance draws on one budget per client.
+    app.state.rate_limiter = RateLimiter.from_url(
+        config.REDIS_URL, prefix=f"{config.REDIS_KEY_PREFIX}ratelimit:"
+    )
+
     app.include_router(health_router)
     if config.METRICS_ENABLED:
         app.state.metrics_allowed_networks = config.METRICS_ALLOWED_NETWORKS
         app.include_router(metrics_router)
-    app.include_router(api_router, prefix=config.API_V1_STR, responses=errors(503))
+    app.include_router(
+        api_router,
+        prefix=config.API_V1_STR,
+        dependencies=[ApiRateLimit],
+        responses=errors(429, 503),
+    )
     app.add_api_route(
         "/", index, methods=["GET"], response_class=HTMLResponse, include_in_schema=False
     )

@@ -15,9 +15,16 @@ os.environ.update(
     FIRST_SUPERUSER_PASSWORD=secrets.token_urlsafe(16),
     ALLOWED_HOSTS="*",
     BACKEND_CORS_ORIGINS="",
+    # Off unless a test turns them on; tests/utils/rate_limit.py has the fixture for that.
+    RATE_LIMIT_DEFAULT="off",
+    RATE_LIMIT_LOGIN_FAILURES="off",
+    RATE_LIMIT_AUTH_PER_IP="off",
+    REDIS_URL="",
+    SMTP_HOST="",
 )
 
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
+from contextlib import asynccontextmanager  # noqa: E402
 from typing import Any  # noqa: E402
 
 import fakeredis  # noqa: E402
@@ -26,7 +33,9 @@ import pytest  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 
+from app.api.deps import SessionFactory, get_session_factory  # noqa: E402
 from app.core import redis as redis_module  # noqa: E402
+from app.core.security import SCOPES  # noqa: E402
 from app.db.session import get_db, make_engine  # noqa: E402
 from app.main import app  # noqa: E402
 from app.models import User  # noqa: E402
@@ -110,7 +119,16 @@ async def client(db: AsyncSession) -> AsyncIterator[httpx2.AsyncClient]:
     async def override_get_db() -> AsyncIterator[AsyncSession]:
         yield db
 
+    @asynccontextmanager
+    async def same_session() -> AsyncIterator[AsyncSession]:
+        yield db
+
+    def override_session_factory() -> SessionFactory:
+        # Background tasks see the test's rolled-back transaction too.
+        return same_session
+
     app.dependency_overrides[get_db] = override_get_db
+    app.dependency_overrides[get_session_factory] = override_session_factory
     transport = httpx2.ASGITransport(app=app)
     try:
         async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:
@@ -136,7 +154,7 @@ def normal_user_token_headers(normal_user: User) -> dict[str, str]:
 
 @pytest.fixture
 def superuser_token_headers(superuser: User) -> dict[str, str]:
-    return auth_headers(superuser.id)
+    return auth_headers(superuser.id, scopes=SCOPES)
 
 
 @pytest.fixture

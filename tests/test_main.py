@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.api.deps import get_current_user
 from app.clients.ideas import IdeasClient, open_ideas_client
 from app.core.config import Settings
+from app.core.rate_limit import MemoryBackend, RedisBackend
 from app.main import create_app
 from app.models import User
 from tests.utils.idea import IdeaStub
@@ -84,3 +85,22 @@ async def test_lifespan_opens_the_ideas_client_and_closes_it(idea_stub: IdeaStub
         assert response.status_code == 200
         assert idea_stub.hits["recipes"] == 1
     assert ideas.http.is_closed
+
+
+async def test_rate_limiter_is_in_redis_when_redis_url_is_set() -> None:
+    assert isinstance(create_app(_settings()).state.rate_limiter.backend, MemoryBackend)
+    app = create_app(_settings(REDIS_URL="redis://127.0.0.1:6379/0"))
+    limiter = app.state.rate_limiter
+    assert isinstance(limiter.backend, RedisBackend)
+    closed: list[bool] = []
+    original = limiter.aclose
+
+    async def spy() -> None:
+        closed.append(True)
+        await original()
+
+    limiter.aclose = spy
+    # Shutting down closes the limiter's connections.
+    async with app.router.lifespan_context(app):
+        assert closed == []
+    assert closed == [True]

@@ -149,3 +149,23 @@ def test_sigterm_lets_in_flight_requests_finish(fresh_database_url: str) -> None
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
         output = proc.stdout.read().decode() if proc.stdout else ""
         assert "shutdown complete" in output
+
+
+@pytest.mark.parametrize(
+    ("trusted", "separate_budgets"), [("127.0.0.1", True), ("10.9.9.9", False)]
+)
+def test_client_ip_comes_from_forwarded_headers_only_from_trusted_proxies(
+    fresh_database_url: str, trusted: str, separate_budgets: bool
+) -> None:
+    env = {"RATE_LIMIT_DEFAULT": "2/minute", "FORWARDED_ALLOW_IPS": trusted}
+    with run_sh(fresh_database_url, **env) as (base_url, _, _):
+        statuses = [
+            httpx2.get(
+                f"{base_url}/api/v1/recipes",
+                headers={"X-Forwarded-For": f"198.51.100.{i}"},
+                timeout=5,
+            ).status_code
+            for i in range(3)
+        ]
+    # Trusted: three clients, one request each. Untrusted: one client (the proxy), over budget.
+    assert statuses == ([200, 200, 200] if separate_budgets else [200, 200, 429])

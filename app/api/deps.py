@@ -1,11 +1,15 @@
 """Every reusable dependency, each with the Annotated alias that handlers receive."""
 
+import hashlib
+import math
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Query, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, Response, Security, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,8 +18,16 @@ from app.api.pagination import MAX_ID, decode_cursor
 from app.clients.ideas import IdeasClient
 from app.core.cache import Cache, NoCache
 from app.core.config import settings
-from app.core.security import InvalidTokenError, decode_access_token
-from app.db.session import get_db
+from app.core.rate_limit import RateLimiter, RateLimitResult
+from app.core.security import (
+    SCOPE_RECIPES_WRITE,
+    SCOPE_USERS_ADMIN,
+    SCOPES,
+    InvalidTokenError,
+    decode_access_token,
+    entitled_scopes,
+)
+from app.db.session import SessionLocal, get_db
 from app.models import Recipe, User
 
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
@@ -36,7 +48,19 @@ def get_cache(request: Request) -> Cache:
 RedisDep = Annotated[Redis | None, Depends(get_redis)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl=f"{settings.API_V1_STR}/auth/login", auto_error=False)
+SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+
+def get_session_factory() -> SessionFactory:
+    """Opens sessions for work that outlives the request, such as a background task."""
+    return SessionLocal
+
+
+SessionFactoryDep = Annotated[SessionFactory, Depends(get_session_factory)]
+
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl=f"{settings.API_V1_STR}/auth/login", scopes=SCOPES, auto_error=False
+)
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 RecipeId = Annotated[int, Path(ge=1, le=MAX_ID, description="The recipe's id.")]
@@ -51,26 +75,46 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
-async def get_current_user(db: SessionDep, token: TokenDep) -> User:
-    """The active user the bearer token names, loaded fresh so a deactivation applies at once."""
+async def get_current_user(
+    security_scopes: SecurityScopes, db: SessionDep, token: TokenDep
+) -> User:
+    """The active user the bearer token names, loaded fresh so a deactivation applies at once.
+
+    The token must carry every scope the route declares, and the user must still be entitled to
+    it, so demoting a superuser takes effect at once too.
+    """
     if not token:
         raise _unauthorized("Not authenticated")
     try:
-        subject = decode_access_token(token)
+        claims = decode_access_token(token)
     except InvalidTokenError as exc:
         raise _unauthorized("Could not validate credentials") from exc
-    if not subject.isdigit() or not 1 <= int(subject) <= MAX_ID:
+    if not claims.subject.isdigit() or not 1 <= int(claims.subject) <= MAX_ID:
         raise _unauthorized("Could not validate credentials")
-    user = await crud.user.get(db, int(subject))
+    user = await crud.user.get(db, int(claims.subject))
     if user is None or not user.is_active:
         raise _unauthorized("Could not validate credentials")
+    granted = claims.scopes & entitled_scopes(is_superuser=user.is_superuser)
+    if not set(security_scopes.scopes) <= granted:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail="Not enough permissions",
+            headers={"WWW-Authenticate": f'Bearer scope="{security_scopes.scope_str}"'},
+        )
     return user
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+# Logged in, with any scopes: enough for your own account.
+CurrentUser = Annotated[User, Security(get_current_user)]
+# Logged in with a token that may write recipes.
+RecipeWriter = Annotated[User, Security(get_current_user, scopes=[SCOPE_RECIPES_WRITE])]
 
 
-async def get_current_superuser(user: CurrentUser) -> User:
+async def get_current_superuser(
+    user: Annotated[User, Security(get_current_user, scopes=[SCOPE_USERS_ADMIN])],
+) -> User:
+    # The scope already implies the flag; checked again so a change to scope rules cannot
+    # quietly open the admin routes.
     if not user.is_superuser:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Superuser privileges required")
     return user
@@ -79,7 +123,7 @@ async def get_current_superuser(user: CurrentUser) -> User:
 CurrentSuperuser = Annotated[User, Depends(get_current_superuser)]
 
 
-async def get_owned_recipe(db: SessionDep, user: CurrentUser, recipe_id: RecipeId) -> Recipe:
+async def get_owned_recipe(db: SessionDep, user: RecipeWriter, recipe_id: RecipeId) -> Recipe:
     """The recipe in the path, if it exists (404) and the caller owns it or is a superuser (403)."""
     recipe = await crud.recipe.get(db, recipe_id)
     if recipe is None:
@@ -90,6 +134,17 @@ async def get_owned_recipe(db: SessionDep, user: CurrentUser, recipe_id: RecipeI
 
 
 OwnedRecipe = Annotated[Recipe, Depends(get_owned_recipe)]
+
+
+async def get_administered_user(db: SessionDep, _: CurrentSuperuser, user_id: UserId) -> User:
+    """The user in the path, for a superuser (403 otherwise); 404 if there is none."""
+    user = await crud.user.get(db, user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="User not found")
+    return user
+
+
+AdministeredUser = Annotated[User, Depends(get_administered_user)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,3 +180,100 @@ def get_ideas_client(request: Request) -> IdeasClient:
 
 
 IdeasClientDep = Annotated[IdeasClient, Depends(get_ideas_client)]
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    """The app's limiter: in memory, or in Redis when REDIS_URL is set."""
+    limiter = request.app.state.rate_limiter
+    assert isinstance(limiter, RateLimiter)
+    return limiter
+
+
+RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
+
+
+def client_ip(request: Request) -> str:
+    """The peer address; behind a proxy, uvicorn sets it from trusted X-Forwarded-For."""
+    return request.client.host if request.client else "unknown"
+
+
+def rate_limit_headers(result: RateLimitResult) -> dict[str, str]:
+    """The IETF draft's RateLimit-* fields, so clients can pace themselves."""
+    return {
+        "RateLimit-Limit": str(result.limit),
+        "RateLimit-Remaining": str(max(0, result.remaining)),
+        "RateLimit-Reset": str(max(0, math.ceil(result.reset_after))),
+    }
+
+
+def too_many_requests(
+    result: RateLimitResult, headers: dict[str, str] | None = None
+) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        detail="Too many requests; try again later",
+        headers={**(headers or {}), "Retry-After": str(result.retry_after)},
+    )
+
+
+async def limit_auth_per_ip(request: Request, limiter: RateLimiterDep) -> None:
+    """One budget per client IP shared by the auth routes (RATE_LIMIT_AUTH_PER_IP)."""
+    if settings.RATE_LIMIT_AUTH_PER_IP is None:
+        return
+    result = await limiter.hit(f"auth-ip:{client_ip(request)}", settings.RATE_LIMIT_AUTH_PER_IP)
+    if not result.allowed:
+        raise too_many_requests(result)
+
+
+AuthRateLimit = Depends(limit_auth_per_ip)
+
+
+async def limit_api_per_ip(request: Request, response: Response, limiter: RateLimiterDep) -> None:
+    """The global budget per client IP for the whole API (RATE_LIMIT_DEFAULT)."""
+    if settings.RATE_LIMIT_DEFAULT is None:
+        return
+    result = await limiter.hit(f"api-ip:{client_ip(request)}", settings.RATE_LIMIT_DEFAULT)
+    headers = rate_limit_headers(result)
+    if not result.allowed:
+        raise too_many_requests(result, headers)
+    response.headers.update(headers)
+
+
+ApiRateLimit = Depends(limit_api_per_ip)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginThrottle:
+    """Password attempts per account (RATE_LIMIT_LOGIN_FAILURES), known or not.
+
+    `attempt` counts before the password is checked, so parallel guesses cannot overrun the
+    budget; `succeeded` forgets the count, so in effect only failures add up.
+    """
+
+    limiter: RateLimiter
+    limit: str | None
+
+    @staticmethod
+    def _key(email: str) -> str:
+        # Hashed: the store holds no email addresses.
+        digest = hashlib.sha256(email.strip().lower().encode("utf-8", "surrogatepass"))
+        return f"login-failures:{digest.hexdigest()[:32]}"
+
+    async def attempt(self, email: str) -> None:
+        """Raise 429 when the account has used its budget of failed password checks."""
+        if self.limit is None:
+            return
+        result = await self.limiter.hit(self._key(email), self.limit)
+        if not result.allowed:
+            raise too_many_requests(result)
+
+    async def succeeded(self, email: str) -> None:
+        if self.limit is not None:
+            await self.limiter.reset(self._key(email))
+
+
+def get_login_throttle(limiter: RateLimiterDep) -> LoginThrottle:
+    return LoginThrottle(limiter, settings.RATE_LIMIT_LOGIN_FAILURES)
+
+
+LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.core.rate_limit import parse_limit
+
 logger = logging.getLogger(__name__)
 
 Environment = Literal["local", "test", "staging", "production"]
@@ -114,6 +116,26 @@ class Settings(BaseSettings):
     IDEAS_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
     IDEAS_CACHE_SECONDS: float = Field(default=300.0, ge=0)
 
+    REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=14, ge=1, le=365)
+    PASSWORD_RESET_EXPIRE_MINUTES: int = Field(default=30, ge=1, le=60 * 24)
+
+    SMTP_HOST: str | None = None
+    SMTP_PORT: int = Field(default=587, ge=1, le=65535)
+    SMTP_USER: str | None = None
+    SMTP_PASSWORD: SecretStr | None = None
+    SMTP_TLS: bool = Field(default=True, description="STARTTLS; implicit TLS on port 465.")
+    EMAILS_FROM: str = "Recipe Service <noreply@example.com>"
+
+    RATE_LIMIT_LOGIN_FAILURES: str | None = Field(
+        default="5/15minutes", description="Failed logins per account; `off` disables."
+    )
+    RATE_LIMIT_DEFAULT: str | None = Field(
+        default="300/minute", description="API requests per client IP; `off` or empty disables."
+    )
+    RATE_LIMIT_AUTH_PER_IP: str | None = Field(
+        default="20/minute", description="Auth requests per client IP; `off` disables."
+    )
+
     @field_validator(
         "BACKEND_CORS_ORIGINS", "ALLOWED_HOSTS", "METRICS_ALLOWED_NETWORKS", mode="before"
     )
@@ -161,6 +183,20 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value.strip()):
             raise ValueError("must be an http(s) URL without query or fragment")
         return value.strip().rstrip("/")
+
+    @field_validator("SMTP_HOST", "SMTP_USER", "REDIS_URL", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("RATE_LIMIT_DEFAULT", "RATE_LIMIT_LOGIN_FAILURES", "RATE_LIMIT_AUTH_PER_IP")
+    @classmethod
+    def _rate_limit(cls, value: str | None) -> str | None:
+        """Checked at start-up, so a typo stops the app instead of disabling a limit."""
+        if value is None or value.strip().lower() in {"", "off"}:
+            return None
+        parse_limit(value)
+        return value.strip()
 
     @field_validator("DATABASE_URL")
     @classmethod

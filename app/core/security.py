@@ -1,8 +1,12 @@
-"""Security primitives: password hashing off the event loop, and JWT access tokens."""
+"""Security primitives: password hashing off the event loop, JWT access tokens, opaque tokens."""
 
 import asyncio
+import hashlib
 import os
+import secrets
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +22,14 @@ ALGORITHM = "HS256"
 ACCESS_TOKEN_TYPE = "access"
 BCRYPT_MAX_BYTES = 72
 
+# OAuth2 scopes, with the text Swagger's Authorize dialog shows for each.
+SCOPE_RECIPES_WRITE = "recipes:write"
+SCOPE_USERS_ADMIN = "users:admin"
+SCOPES = {
+    SCOPE_RECIPES_WRITE: "Submit, edit and delete your recipes.",
+    SCOPE_USERS_ADMIN: "Administer users (superusers only).",
+}
+
 # Argon2id for new hashes; bcrypt only to verify legacy hashes, which are then upgraded.
 password_hash = PasswordHash((Argon2Hasher(), BcryptHasher()))
 
@@ -31,6 +43,24 @@ _DUMMY_HASH = password_hash.hash("dummy-password-for-timing")
 
 class InvalidTokenError(Exception):
     """The token is malformed, expired, of the wrong type or signed with another key."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    subject: str
+    scopes: frozenset[str]
+
+
+def entitled_scopes(*, is_superuser: bool) -> frozenset[str]:
+    """Every scope a user may hold: superusers administer users too."""
+    if is_superuser:
+        return frozenset(SCOPES)
+    return frozenset({SCOPE_RECIPES_WRITE})
+
+
+def scope_string(scopes: Iterable[str]) -> str:
+    """The space-separated form OAuth2 uses, in a stable order."""
+    return " ".join(sorted(scopes))
 
 
 def _hash(password: str) -> str:
@@ -61,7 +91,11 @@ async def verify_password(password: str, hashed: str | None) -> tuple[bool, str 
     return await loop.run_in_executor(_hash_pool, _verify_and_update, password, hashed)
 
 
-def create_access_token(subject: str | int, expires_delta: timedelta | None = None) -> str:
+def create_access_token(
+    subject: str | int,
+    expires_delta: timedelta | None = None,
+    scopes: Iterable[str] = (),
+) -> str:
     now = datetime.now(UTC)
     delta = expires_delta or timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
     payload: dict[str, Any] = {
@@ -69,12 +103,13 @@ def create_access_token(subject: str | int, expires_delta: timedelta | None = No
         "iat": now,
         "exp": now + delta,
         "type": ACCESS_TOKEN_TYPE,
+        "scope": scope_string(scopes),
     }
     return jwt.encode(payload, settings.secret_key, algorithm=ALGORITHM)
 
 
-def decode_access_token(token: str) -> str:
-    """Return the subject of a valid access token, or raise InvalidTokenError."""
+def decode_access_token(token: str) -> AccessClaims:
+    """Return the subject and scopes of a valid access token, or raise InvalidTokenError."""
     try:
         payload = jwt.decode(
             token,
@@ -90,4 +125,18 @@ def decode_access_token(token: str) -> str:
     subject = payload["sub"]
     if not isinstance(subject, str):
         raise InvalidTokenError("subject must be a string")
-    return subject
+    scope = payload.get("scope", "")
+    if not isinstance(scope, str):
+        raise InvalidTokenError("scope must be a string")
+    return AccessClaims(subject=subject, scopes=frozenset(scope.split()))
+
+
+def new_opaque_token() -> str:
+    """A random bearer secret (256 bits) for refresh and password-reset tokens."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """What the database keeps of an opaque token. The token is random, so no salt or slow hash
+    is needed; a leaked table still yields nothing that can be presented."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,6 +1,7 @@
 """Every query as a named method, with explicit commits. No HTTP here."""
 
 from app.crud.crud_recipe import recipe
+from app.crud.crud_token import password_reset_token, refresh_token
 from app.crud.crud_user import user
 
-__all__ = ["recipe", "user"]
+__all__ = ["password_reset_token", "recipe", "refresh_token", "user"]

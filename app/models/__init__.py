@@ -1,6 +1,7 @@
 """SQLAlchemy models, all re-exported here so relationships resolve without import cycles."""
 
 from app.models.recipe import Recipe
+from app.models.token import PasswordResetToken, RefreshToken
 from app.models.user import User
 
-__all__ = ["Recipe", "User"]
+__all__ = ["PasswordResetToken", "Recipe", "RefreshToken", "User"]

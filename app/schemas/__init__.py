@@ -9,23 +9,38 @@ from app.schemas.recipe import (
     RecipeSearchResults,
     RecipeUpdate,
 )
-from app.schemas.token import Token
-from app.schemas.user import UserCreate, UserPage, UserRead, UserRegister
+from app.schemas.token import Message, PasswordRecovery, PasswordReset, Token, TokenRefresh
+from app.schemas.user import (
+    PasswordChange,
+    UserCreate,
+    UserPage,
+    UserRead,
+    UserRegister,
+    UserUpdate,
+    UserUpdateMe,
+)
 
 __all__ = [
     "ErrorDetail",
     "IdeaFeed",
     "IdeaImport",
     "IdeaRead",
+    "Message",
     "Page",
+    "PasswordChange",
+    "PasswordRecovery",
+    "PasswordReset",
     "RecipeCreate",
     "RecipePage",
     "RecipeRead",
     "RecipeSearchResults",
     "RecipeUpdate",
     "Token",
+    "TokenRefresh",
     "UserCreate",
     "UserPage",
     "UserRead",
     "UserRegister",
+    "UserUpdate",
+    "UserUpdateMe",
 ]

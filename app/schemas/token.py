@@ -1,10 +1,49 @@
-"""Token response bodies."""
+"""Token, session and password-recovery bodies."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, EmailStr, Field, StringConstraints, field_validator
+
+from app.schemas.common import WriteModel
+from app.schemas.user import Password
+
+# Opaque tokens are 43 URL-safe characters; anything else is simply unknown (400/401), not 422.
+OpaqueToken = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256),
+    Field(examples=["3q2-7wF1cC0m4nD3dN8T5xW9vZ6yU1iO0pA7sK4lJ2h"]),
+]
 
 
 class Token(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.", examples=[900])
+    refresh_token: str = Field(description="Single use: POST it to /auth/refresh for a new pair.")
+    scope: str = Field(
+        description="The granted scopes, space-separated.", examples=["recipes:write"]
+    )
+
+
+class TokenRefresh(WriteModel):
+    """A refresh token, to rotate (/auth/refresh) or to end its session (/auth/logout)."""
+
+    refresh_token: OpaqueToken
+
+
+class PasswordRecovery(WriteModel):
+    email: EmailStr = Field(max_length=320, examples=["cook@example.com"])
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class PasswordReset(WriteModel):
+    token: OpaqueToken
+    new_password: Password
+
+
+class Message(BaseModel):
+    message: str

@@ -13,6 +13,25 @@ Password = Annotated[
     AfterValidator(storable),
     Field(examples=["correct horse battery staple"]),
 ]
+# A password to check, not to set: any stored one fits these bounds.
+CurrentPassword = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), AfterValidator(storable)
+]
+Email = Annotated[
+    EmailStr, Field(max_length=320, examples=["cook@example.com"]), AfterValidator(str.lower)
+]
+
+
+class PartialUpdate(WriteModel):
+    """Fields left out stay as they are; null is not a value for any of them."""
+
+    # Per field, so an error names the field and never echoes the rest of the body.
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
 
 
 class UserRegister(WriteModel):
@@ -46,3 +65,28 @@ class UserRead(ReadModel):
 
 
 UserPage = Page[UserRead]
+
+
+class UserUpdateMe(PartialUpdate):
+    """Change your own profile; a new email needs `current_password`."""
+
+    email: Email | None = None
+    first_name: Text100 | None = None
+    surname: Text100 | None = None
+    current_password: CurrentPassword | None = None
+
+
+class UserUpdate(PartialUpdate):
+    """Administration: any subset of a user's fields. A new password ends their sessions."""
+
+    email: Email | None = None
+    password: Password | None = None
+    first_name: Text100 | None = None
+    surname: Text100 | None = None
+    is_active: bool | None = None
+    is_superuser: bool | None = None
+
+
+class PasswordChange(WriteModel):
+    current_password: CurrentPassword
+    new_password: Password

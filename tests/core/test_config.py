@@ -185,3 +185,33 @@ def test_settings_normalize_ideas_base_url(raw: str, expected: str) -> None:
 def test_settings_refuse_bad_ideas_base_url(raw: str) -> None:
     with pytest.raises(ValidationError, match="IDEAS_BASE_URL"):
         make(IDEAS_BASE_URL=raw)
+
+
+def test_settings_auth_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RATE_LIMIT_LOGIN_FAILURES", "RATE_LIMIT_AUTH_PER_IP", "REDIS_URL", "SMTP_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    settings = make()
+    assert settings.RATE_LIMIT_LOGIN_FAILURES == "5/15minutes"
+    assert settings.RATE_LIMIT_AUTH_PER_IP == "20/minute"
+    assert (settings.REFRESH_TOKEN_EXPIRE_DAYS, settings.PASSWORD_RESET_EXPIRE_MINUTES) == (14, 30)
+    assert settings.REDIS_URL is None
+    assert settings.SMTP_HOST is None
+    assert settings.SMTP_TLS is True
+
+
+@pytest.mark.parametrize("value", ["off", "OFF", "", "  "])
+def test_settings_rate_limit_off(value: str) -> None:
+    settings = make(RATE_LIMIT_LOGIN_FAILURES=value, RATE_LIMIT_AUTH_PER_IP=value)
+    assert settings.RATE_LIMIT_LOGIN_FAILURES is None
+    assert settings.RATE_LIMIT_AUTH_PER_IP is None
+
+
+@pytest.mark.parametrize("value", ["20", "twenty/minute", "5/fortnight", "0/minute"])
+def test_settings_refuse_a_malformed_rate_limit(value: str) -> None:
+    with pytest.raises(ValidationError, match="invalid rate limit"):
+        make(RATE_LIMIT_AUTH_PER_IP=value)
+
+
+def test_settings_blank_redis_and_smtp_mean_unset() -> None:
+    settings = make(REDIS_URL=" ", SMTP_HOST="", SMTP_USER="")
+    assert (settings.REDIS_URL, settings.SMTP_HOST, settings.SMTP_USER) == (None, None, None)

@@ -10,6 +10,8 @@ import pytest
 from app.core import security
 from app.core.config import settings
 from app.core.security import (
+    SCOPES,
+    AccessClaims,
     InvalidTokenError,
     create_access_token,
     decode_access_token,
@@ -63,10 +65,11 @@ async def test_verify_password_without_a_usable_hash_is_false(stored: str | None
 
 
 def test_access_token_round_trip() -> None:
-    token = create_access_token(42)
-    assert decode_access_token(token) == "42"
+    token = create_access_token(42, scopes=["users:admin", "recipes:write"])
+    assert decode_access_token(token) == AccessClaims("42", frozenset(SCOPES))
     claims = jwt.decode(token, settings.secret_key, algorithms=["HS256"])
     assert claims["type"] == "access"
+    assert claims["scope"] == "recipes:write users:admin"
     assert claims["exp"] > claims["iat"]
 
 

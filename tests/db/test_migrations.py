@@ -27,14 +27,19 @@ def _table_names(url: str) -> set[str]:
     return asyncio.run(_read_table_names(url))
 
 
+TABLES = {"user", "recipe", "refresh_token", "password_reset_token"}
+
+
 # Synchronous on purpose: Alembic's async env.py runs its own event loop, as it does in prestart.
 def test_upgrade_downgrade_upgrade_and_no_drift(fresh_database_url: str) -> None:
     config = alembic_config(fresh_database_url)
     command.upgrade(config, "head")
+    assert _table_names(fresh_database_url) == TABLES
+    command.downgrade(config, "0001")
     assert _table_names(fresh_database_url) == {"user", "recipe"}
     command.downgrade(config, "base")
     assert _table_names(fresh_database_url) == set()
     command.upgrade(config, "head")
-    assert _table_names(fresh_database_url) == {"user", "recipe"}
+    assert _table_names(fresh_database_url) == TABLES
     # Raises if the models describe anything the migrations do not create.
     command.check(config)

@@ -1,16 +1,28 @@
-"""Sign-up, login and the current user."""
+"""Sign-up, login, refresh and logout, scopes, password change and reset, throttling."""
 
-from datetime import timedelta
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
 
 import httpx2
+import jwt
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
+from app.api.api_v1.endpoints.auth import RECOVERY_MESSAGE
+from app.api.deps import get_rate_limiter
+from app.core.config import settings
+from app.core.rate_limit import MemoryBackend, RateLimiter
 from app.core.security import create_access_token
+from app.main import app
 from app.models import User
+from tests.utils.rate_limit import FakeClock
+from tests.utils.smtp import SMTPServer, smtp_server
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
-from tests.utils.utils import auth_headers, random_email
+from tests.utils.utils import auth_headers, free_port, random_email
 
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
@@ -216,3 +228,538 @@ async def test_signup_422_does_not_echo_the_password(client: httpx2.AsyncClient)
     assert response.status_code == 422
     assert "short1" not in response.text
     assert response.json()["detail"][0]["loc"] == ["body", "password"]
+
+
+# --- Refresh tokens, logout and scopes ----------------------------------------------------------
+
+REFRESH = "/api/v1/auth/refresh"
+LOGOUT = "/api/v1/auth/logout"
+LOGOUT_ALL = "/api/v1/auth/logout-all"
+PASSWORD = "/api/v1/auth/password"
+RECOVERY = "/api/v1/auth/password-recovery"
+RESET = "/api/v1/auth/password-reset"
+USERS = "/api/v1/users"
+RECIPES = "/api/v1/recipes"
+NEW_RECIPE = {"label": "Lemon Tart", "source": "Home", "url": "https://example.com/lemon-tart"}
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+async def login(
+    client: httpx2.AsyncClient,
+    email: str,
+    password: str = DEFAULT_PASSWORD,
+    scope: str | None = None,
+) -> dict[str, Any]:
+    form = {"username": email, "password": password}
+    if scope is not None:
+        form["scope"] = scope
+    response = await client.post(LOGIN, data=form)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_login_returns_refresh_token_expiry_and_scopes(
+    client: httpx2.AsyncClient, normal_user: User, superuser: User
+) -> None:
+    body = await login(client, normal_user.email)
+    assert body["expires_in"] == settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60
+    assert body["scope"] == "recipes:write"
+    assert body["refresh_token"] != body["access_token"]
+    claims = jwt.decode(body["access_token"], settings.secret_key, algorithms=["HS256"])
+    assert claims["scope"] == "recipes:write"
+    assert {"sub", "exp", "iat", "type"} <= claims.keys()
+    admin = await login(client, superuser.email)
+    assert admin["scope"] == "recipes:write users:admin"
+
+
+async def test_login_may_narrow_scopes(client: httpx2.AsyncClient, superuser: User) -> None:
+    body = await login(client, superuser.email, scope="recipes:write")
+    assert body["scope"] == "recipes:write"
+    admin_route = await client.get(USERS, headers=bearer(body["access_token"]))
+    assert admin_route.status_code == 403
+    assert admin_route.headers["www-authenticate"] == 'Bearer scope="users:admin"'
+    created = await client.post(RECIPES, json=NEW_RECIPE, headers=bearer(body["access_token"]))
+    assert created.status_code == 201
+    # The refreshed pair keeps the narrower grant.
+    refreshed = await client.post(REFRESH, json={"refresh_token": body["refresh_token"]})
+    assert refreshed.json()["scope"] == "recipes:write"
+
+
+@pytest.mark.parametrize("scope", ["users:admin", "recipes:write users:admin", "recipes:delete"])
+async def test_login_cannot_ask_for_more_scopes_than_entitled(
+    client: httpx2.AsyncClient, normal_user: User, scope: str
+) -> None:
+    response = await client.post(
+        LOGIN, data={"username": normal_user.email, "password": DEFAULT_PASSWORD, "scope": scope}
+    )
+    assert response.status_code == 400
+    assert "Scope not allowed" in response.json()["detail"]
+
+
+async def test_refresh_rotates_the_pair(client: httpx2.AsyncClient, normal_user: User) -> None:
+    first = await login(client, normal_user.email)
+    response = await client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
+    assert response.status_code == 200
+    second = response.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["scope"] == "recipes:write"
+    me = await client.get(ME, headers=bearer(second["access_token"]))
+    assert me.json()["id"] == normal_user.id
+    third = await client.post(REFRESH, json={"refresh_token": second["refresh_token"]})
+    assert third.status_code == 200
+
+
+async def test_refresh_reuse_revokes_the_whole_family(
+    client: httpx2.AsyncClient, normal_user: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = await login(client, normal_user.email)
+    other_login = await login(client, normal_user.email)
+    second = (await client.post(REFRESH, json={"refresh_token": first["refresh_token"]})).json()
+
+    reused = await client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
+    assert reused.status_code == 401
+    assert reused.json() == {"detail": "Invalid refresh token"}
+    assert "refresh token reused" in caplog.text
+    assert first["refresh_token"] not in caplog.text
+    # The thief's copy and the rightful holder's newer token are both dead now.
+    after = await client.post(REFRESH, json={"refresh_token": second["refresh_token"]})
+    assert after.status_code == 401
+    # Another login of the same user is a different family and goes on.
+    other = await client.post(REFRESH, json={"refresh_token": other_login["refresh_token"]})
+    assert other.status_code == 200
+
+
+async def test_refresh_race_lost_counts_as_reuse(
+    client: httpx2.AsyncClient, normal_user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another request rotates the token between this one's read and its claim.
+    body = await login(client, normal_user.email)
+
+    async def already_claimed(*_: object, **__: object) -> None:
+        return None
+
+    monkeypatch.setattr(crud.refresh_token, "rotate", already_claimed)
+    response = await client.post(REFRESH, json={"refresh_token": body["refresh_token"]})
+    assert response.status_code == 401
+    monkeypatch.undo()
+    again = await client.post(REFRESH, json={"refresh_token": body["refresh_token"]})
+    assert again.status_code == 401
+
+
+@pytest.mark.parametrize("refresh_token", ["not-a-token", "x" * 256, "é\x00"])
+async def test_refresh_unknown_token_is_401(client: httpx2.AsyncClient, refresh_token: str) -> None:
+    response = await client.post(REFRESH, json={"refresh_token": refresh_token})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        (REFRESH, rb'{"refresh_token": "\ud800"}'),
+        (LOGOUT, rb'{"refresh_token": "\ud800"}'),
+        (RESET, rb'{"token": "\ud800", "new_password": "long-enough-pw"}'),
+    ],
+)
+async def test_token_routes_refuse_undecodable_tokens_with_422(
+    client: httpx2.AsyncClient, path: str, raw: bytes
+) -> None:
+    response = await client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], list)
+    assert "long-enough-pw" not in response.text
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"refresh_token": ""}, {"refresh_token": "x" * 257}, {"refresh_token": 5}]
+)
+async def test_refresh_malformed_body_is_422(
+    client: httpx2.AsyncClient, body: dict[str, object]
+) -> None:
+    assert (await client.post(REFRESH, json=body)).status_code == 422
+
+
+async def test_access_and_refresh_tokens_are_not_interchangeable(
+    client: httpx2.AsyncClient, normal_user: User
+) -> None:
+    body = await login(client, normal_user.email)
+    as_refresh = await client.post(REFRESH, json={"refresh_token": body["access_token"]})
+    assert as_refresh.status_code == 401
+    as_access = await client.get(ME, headers=bearer(body["refresh_token"]))
+    assert as_access.status_code == 401
+
+
+async def test_refresh_expired_token_is_401(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    body = await login(client, normal_user.email)
+    token = await crud.refresh_token.get_by_token(db, token=body["refresh_token"])
+    assert token is not None
+    token.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    await db.commit()
+    response = await client.post(REFRESH, json={"refresh_token": body["refresh_token"]})
+    assert response.status_code == 401
+
+
+async def test_refresh_for_deactivated_user_is_401(
+    client: httpx2.AsyncClient, db: AsyncSession
+) -> None:
+    user = await create_random_user(db)
+    body = await login(client, user.email)
+    # Deactivated with a direct write, which ends no session: the refresh itself must refuse.
+    user.is_active = False
+    await db.commit()
+    response = await client.post(REFRESH, json={"refresh_token": body["refresh_token"]})
+    assert response.status_code == 401
+
+
+async def test_refresh_drops_scopes_the_user_has_lost(
+    client: httpx2.AsyncClient, db: AsyncSession
+) -> None:
+    admin = await create_random_user(db, is_superuser=True)
+    body = await login(client, admin.email)
+    admin.is_superuser = False
+    await db.commit()
+    # The access token still claims users:admin, but the user no longer holds it.
+    stale = await client.get(USERS, headers=bearer(body["access_token"]))
+    assert stale.status_code == 403
+    refreshed = await client.post(REFRESH, json={"refresh_token": body["refresh_token"]})
+    assert refreshed.json()["scope"] == "recipes:write"
+
+
+async def test_logout_makes_the_refresh_token_useless(
+    client: httpx2.AsyncClient, normal_user: User
+) -> None:
+    body = await login(client, normal_user.email)
+    second = (await client.post(REFRESH, json={"refresh_token": body["refresh_token"]})).json()
+    response = await client.post(LOGOUT, json={"refresh_token": second["refresh_token"]})
+    assert response.status_code == 204
+    assert response.content == b""
+    after = await client.post(REFRESH, json={"refresh_token": second["refresh_token"]})
+    assert after.status_code == 401
+    # Logging out twice, or with a token no one issued, answers the same.
+    again = await client.post(LOGOUT, json={"refresh_token": second["refresh_token"]})
+    unknown = await client.post(LOGOUT, json={"refresh_token": "never-issued"})
+    assert again.status_code == unknown.status_code == 204
+
+
+async def test_logout_all_ends_every_login(client: httpx2.AsyncClient, normal_user: User) -> None:
+    sessions = [await login(client, normal_user.email) for _ in range(2)]
+    response = await client.post(LOGOUT_ALL, headers=bearer(sessions[0]["access_token"]))
+    assert response.status_code == 204
+    for session in sessions:
+        refreshed = await client.post(REFRESH, json={"refresh_token": session["refresh_token"]})
+        assert refreshed.status_code == 401
+
+
+async def test_logout_all_anonymous_is_401(client: httpx2.AsyncClient) -> None:
+    assert (await client.post(LOGOUT_ALL)).status_code == 401
+
+
+# --- Password change ----------------------------------------------------------------------------
+
+
+async def test_change_password_swaps_it_and_ends_sessions(
+    client: httpx2.AsyncClient, db: AsyncSession
+) -> None:
+    user = await create_random_user(db)
+    body = await login(client, user.email)
+    response = await client.post(
+        PASSWORD,
+        json={"current_password": DEFAULT_PASSWORD, "new_password": "a-brand-new-password"},
+        headers=bearer(body["access_token"]),
+    )
+    assert response.status_code == 204
+    old = await client.post(LOGIN, data={"username": user.email, "password": DEFAULT_PASSWORD})
+    assert old.status_code == 401
+    await login(client, user.email, "a-brand-new-password")
+    refreshed = await client.post(REFRESH, json={"refresh_token": body["refresh_token"]})
+    assert refreshed.status_code == 401
+
+
+async def test_change_password_wrong_current_is_400(
+    client: httpx2.AsyncClient, normal_user: User, normal_user_token_headers: dict[str, str]
+) -> None:
+    response = await client.post(
+        PASSWORD,
+        json={"current_password": "not-my-password", "new_password": "a-brand-new-password"},
+        headers=normal_user_token_headers,
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Incorrect password"}
+    await login(client, normal_user.email)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"current_password": DEFAULT_PASSWORD, "new_password": "short"},
+        {"current_password": DEFAULT_PASSWORD},
+        {"current_password": "", "new_password": "long-enough-pw"},
+        {"current_password": DEFAULT_PASSWORD, "new_password": "x\x00yyyyyyyy"},
+    ],
+)
+async def test_change_password_bad_body_is_422_without_echo(
+    client: httpx2.AsyncClient, normal_user_token_headers: dict[str, str], body: dict[str, str]
+) -> None:
+    response = await client.post(PASSWORD, json=body, headers=normal_user_token_headers)
+    assert response.status_code == 422
+    assert DEFAULT_PASSWORD not in response.text
+    assert "Sh0rt!" not in response.text
+
+
+async def test_change_password_anonymous_is_401(client: httpx2.AsyncClient) -> None:
+    body = {"current_password": DEFAULT_PASSWORD, "new_password": "a-brand-new-password"}
+    assert (await client.post(PASSWORD, json=body)).status_code == 401
+
+
+# --- Password recovery and reset ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def smtp(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SMTPServer]:
+    """A real SMTP server on loopback, and the app's settings pointed at it."""
+    async with smtp_server() as server:
+        monkeypatch.setattr(settings, "SMTP_HOST", "127.0.0.1")
+        monkeypatch.setattr(settings, "SMTP_PORT", server.port)
+        monkeypatch.setattr(settings, "SMTP_TLS", False)
+        yield server
+
+
+def reset_token_in(message: EmailMessage) -> str:
+    match = re.search(r"^ {4}(\S+)\s*$", message.get_content(), re.MULTILINE)
+    assert match is not None, message.get_content()
+    return match[1]
+
+
+async def test_password_recovery_emails_a_token_that_resets_once(
+    client: httpx2.AsyncClient, db: AsyncSession, smtp: SMTPServer
+) -> None:
+    user = await create_random_user(db)
+    session = await login(client, user.email)
+    response = await client.post(RECOVERY, json={"email": user.email.upper()})
+    assert response.status_code == 202
+    [message] = smtp.messages
+    assert message["To"] == user.email
+    assert "reset your password" in message["Subject"]
+    token = reset_token_in(message)
+
+    reset = await client.post(RESET, json={"token": token, "new_password": "reset-password-1"})
+    assert reset.status_code == 204
+    await login(client, user.email, "reset-password-1")
+    old = await client.post(LOGIN, data={"username": user.email, "password": DEFAULT_PASSWORD})
+    assert old.status_code == 401
+    # Sessions from before the reset are over.
+    refreshed = await client.post(REFRESH, json={"refresh_token": session["refresh_token"]})
+    assert refreshed.status_code == 401
+
+    again = await client.post(RESET, json={"token": token, "new_password": "reset-password-2"})
+    assert again.status_code == 400
+    assert again.json() == {"detail": "Invalid or expired password reset token"}
+    await login(client, user.email, "reset-password-1")
+
+
+async def test_password_recovery_answers_alike_for_unknown_and_inactive(
+    client: httpx2.AsyncClient, db: AsyncSession, smtp: SMTPServer
+) -> None:
+    known = await create_random_user(db)
+    inactive = await create_random_user(db, is_active=False)
+    answers = [
+        await client.post(RECOVERY, json={"email": email})
+        for email in (known.email, random_email(), inactive.email)
+    ]
+    assert {a.status_code for a in answers} == {202}
+    assert answers[0].content == answers[1].content == answers[2].content
+    assert answers[0].json() == {"message": RECOVERY_MESSAGE}
+    header_names = [sorted(a.headers.keys()) for a in answers]
+    assert header_names[0] == header_names[1] == header_names[2]
+    # Only the active account got mail.
+    assert [m["To"] for m in smtp.messages] == [known.email]
+
+
+async def test_password_recovery_survives_a_dead_smtp_server(
+    client: httpx2.AsyncClient,
+    normal_user: User,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(settings, "SMTP_HOST", "127.0.0.1")
+    monkeypatch.setattr(settings, "SMTP_PORT", free_port())
+    monkeypatch.setattr(settings, "SMTP_TLS", False)
+    response = await client.post(RECOVERY, json={"email": normal_user.email})
+    assert response.status_code == 202
+    assert response.json() == {"message": RECOVERY_MESSAGE}
+    assert "password reset email failed" in caplog.text
+
+
+async def test_password_recovery_without_smtp_logs_no_token_outside_local(
+    client: httpx2.AsyncClient, normal_user: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO"):
+        response = await client.post(RECOVERY, json={"email": normal_user.email})
+    assert response.status_code == 202
+    assert "was not sent" in caplog.text
+    assert "Your reset token" not in caplog.text
+
+
+@pytest.mark.parametrize("body", [{}, {"email": "not-an-email"}, {"email": "a@b.example", "x": 1}])
+async def test_password_recovery_bad_body_is_422(
+    client: httpx2.AsyncClient, body: dict[str, object]
+) -> None:
+    assert (await client.post(RECOVERY, json=body)).status_code == 422
+
+
+async def test_password_reset_expired_or_unknown_token_is_400(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    token = await crud.password_reset_token.create_for_user(db, user_id=normal_user.id)
+    row = await crud.password_reset_token.get_by_token(db, token=token)
+    assert row is not None
+    row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    await db.commit()
+    for candidate in (token, "unknown-token", "é" * 10):
+        response = await client.post(
+            RESET, json={"token": candidate, "new_password": "reset-password-1"}
+        )
+        assert response.status_code == 400
+    await login(client, normal_user.email)
+
+
+async def test_password_reset_weak_password_is_422_and_keeps_the_token(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    token = await crud.password_reset_token.create_for_user(db, user_id=normal_user.id)
+    weak = await client.post(RESET, json={"token": token, "new_password": "Sh0rt!"})
+    assert weak.status_code == 422
+    assert "Sh0rt!" not in weak.text
+    ok = await client.post(RESET, json={"token": token, "new_password": "long-enough-now"})
+    assert ok.status_code == 204
+
+
+# --- Throttling ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def limits(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Turn rate limits on for one test, counting on a fresh limiter with a hand-moved clock."""
+    limiter = RateLimiter(MemoryBackend(clock=clock))
+    app.dependency_overrides[get_rate_limiter] = lambda: limiter
+
+    def turn_on(*, per_ip: str | None = None, login_failures: str | None = None) -> None:
+        monkeypatch.setattr(settings, "RATE_LIMIT_AUTH_PER_IP", per_ip)
+        monkeypatch.setattr(settings, "RATE_LIMIT_LOGIN_FAILURES", login_failures)
+
+    yield turn_on
+    app.dependency_overrides.pop(get_rate_limiter, None)
+
+
+async def test_login_failures_per_account_trip_and_recover(
+    client: httpx2.AsyncClient,
+    normal_user: User,
+    limits: Callable[..., None],
+    clock: FakeClock,
+) -> None:
+    limits(login_failures="3/15minutes")
+    wrong = {"username": normal_user.email, "password": "wrong-password"}
+    right = {"username": normal_user.email, "password": DEFAULT_PASSWORD}
+    assert [(await client.post(LOGIN, data=wrong)).status_code for _ in range(3)] == [401] * 3
+    # Locked: even the right password waits, so guessing gains nothing.
+    locked = await client.post(LOGIN, data=right)
+    assert locked.status_code == 429
+    assert locked.json() == {"detail": "Too many requests; try again later"}
+    assert locked.headers["retry-after"] == str(15 * 60)
+    # Other accounts are not affected.
+    other = await client.post(LOGIN, data={"username": random_email(), "password": "x-x-x-x-x"})
+    assert other.status_code == 401
+    clock.advance(15 * 60)
+    assert (await client.post(LOGIN, data=right)).status_code == 200
+    # A success clears the count: three more failures are allowed before the lock.
+    assert [(await client.post(LOGIN, data=wrong)).status_code for _ in range(4)] == [
+        401,
+        401,
+        401,
+        429,
+    ]
+
+
+async def test_login_failures_count_for_unknown_accounts_too(
+    client: httpx2.AsyncClient, limits: Callable[..., None]
+) -> None:
+    limits(login_failures="2/15minutes")
+    form = {"username": random_email(), "password": "whatever-pw"}
+    codes = [(await client.post(LOGIN, data=form)).status_code for _ in range(3)]
+    assert codes == [401, 401, 429]
+
+
+async def test_wrong_current_password_counts_as_a_failure(
+    client: httpx2.AsyncClient,
+    normal_user_token_headers: dict[str, str],
+    limits: Callable[..., None],
+) -> None:
+    limits(login_failures="2/15minutes")
+    body = {"current_password": "not-it-at-all", "new_password": "a-brand-new-password"}
+    codes = [
+        (await client.post(PASSWORD, json=body, headers=normal_user_token_headers)).status_code
+        for _ in range(3)
+    ]
+    assert codes == [400, 400, 429]
+
+
+async def test_auth_requests_per_ip_trip_and_recover(
+    client: httpx2.AsyncClient, limits: Callable[..., None], clock: FakeClock
+) -> None:
+    limits(per_ip="3/minute")
+    form = {"username": random_email(), "password": "whatever-pw"}
+    codes = [(await client.post(LOGIN, data=form)).status_code for _ in range(3)]
+    assert codes == [401] * 3
+    refused = await client.post(REFRESH, json={"refresh_token": "x"})
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "60"
+    # Reads are not auth requests and are never counted here.
+    assert (await client.get(RECIPES)).status_code == 200
+    clock.advance(60)
+    assert (await client.post(LOGIN, data=form)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs"),
+    [
+        (LOGIN, {"data": {"username": "a@example.com", "password": "whatever-pw"}}),
+        (REFRESH, {"json": {"refresh_token": "x"}}),
+        (SIGNUP, {"json": {"email": "not-an-email"}}),
+        (RECOVERY, {"json": {"email": "a@example.com"}}),
+        (RESET, {"json": {"token": "x", "new_password": "whatever-pw"}}),
+    ],
+)
+async def test_every_auth_route_is_limited_per_ip(
+    client: httpx2.AsyncClient,
+    limits: Callable[..., None],
+    path: str,
+    kwargs: dict[str, Any],
+) -> None:
+    limits(per_ip="1/minute")
+    first = await client.post(path, **kwargs)
+    assert first.status_code != 429
+    second = await client.post(path, **kwargs)
+    assert second.status_code == 429
+    assert int(second.headers["retry-after"]) > 0
+
+
+async def test_rate_limits_off_never_refuse(
+    client: httpx2.AsyncClient, limits: Callable[..., None]
+) -> None:
+    limits()
+    # More than the default budgets: 5 failures per account, 20 requests per IP.
+    form = {"username": random_email(), "password": "whatever-pw"}
+    logins = {(await client.post(LOGIN, data=form)).status_code for _ in range(6)}
+    signups = {(await client.post(SIGNUP, json={})).status_code for _ in range(15)}
+    assert (logins, signups) == ({401}, {422})

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AfterValidator
 
 from app import crud
-from app.api.deps import CacheDep, CurrentUser, OwnedRecipe, PageDep, RecipeId, SessionDep
+from app.api.deps import CacheDep, OwnedRecipe, PageDep, RecipeId, RecipeWriter, SessionDep
 from app.api.pagination import MAX_ID, split_page
 from app.api.responses import errors
 from app.core.config import settings
@@ -68,8 +68,8 @@ async def read_recipe(db: SessionDep, cache: CacheDep, recipe_id: RecipeId) -> R
     return recipe_out
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(401, 413))
-async def create_recipe(db: SessionDep, user: CurrentUser, recipe_in: RecipeCreate) -> RecipeRead:
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(401, 403, 413))
+async def create_recipe(db: SessionDep, user: RecipeWriter, recipe_in: RecipeCreate) -> RecipeRead:
     """Submit a recipe; the caller is its submitter."""
     recipe = await crud.recipe.create_with_submitter(db, obj_in=recipe_in, submitter_id=user.id)
     return RecipeRead.model_validate(recipe)

@@ -1,0 +1,78 @@
+"""The global per-IP API limit: RateLimit-* headers, 429 with Retry-After, one budget per IP."""
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+import httpx2
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings, settings
+from app.db.session import get_db
+from app.main import create_app
+
+RECIPES = "/api/v1/recipes"
+
+
+@pytest.fixture
+def three_per_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "RATE_LIMIT_DEFAULT", "3/minute")
+
+
+async def _client(stack: AsyncExitStack, app: FastAPI, db: AsyncSession) -> httpx2.AsyncClient:
+    async def override_get_db() -> AsyncIterator[AsyncSession]:
+        yield db
+
+    app.dependency_overrides[get_db] = override_get_db
+    await stack.enter_async_context(app.router.lifespan_context(app))
+    transport = httpx2.ASGITransport(app=app)
+    return await stack.enter_async_context(
+        httpx2.AsyncClient(transport=transport, base_url="http://test")
+    )
+
+
+@pytest.mark.usefixtures("three_per_minute")
+async def test_api_limit_trips_with_headers(db: AsyncSession) -> None:
+    async with AsyncExitStack() as stack:
+        c = await _client(stack, create_app(Settings(_env_file=None)), db)
+        allowed = [await c.get(RECIPES) for _ in range(3)]
+        refused = await c.get(RECIPES)
+        health = await c.get("/healthz")
+    assert [r.status_code for r in allowed] == [200, 200, 200]
+    assert [r.headers["ratelimit-remaining"] for r in allowed] == ["2", "1", "0"]
+    assert allowed[0].headers["ratelimit-limit"] == "3"
+    assert refused.status_code == 429
+    assert refused.json() == {"detail": "Too many requests; try again later"}
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["ratelimit-remaining"] == "0"
+    assert int(refused.headers["ratelimit-reset"]) >= 1
+    # Probes stay outside the API's budget, so an orchestrator never sees a throttled app.
+    assert health.status_code == 200
+
+
+async def test_api_limit_off_by_setting(db: AsyncSession) -> None:
+    async with AsyncExitStack() as stack:
+        c = await _client(stack, create_app(Settings(_env_file=None)), db)
+        responses = [await c.get(RECIPES) for _ in range(5)]
+    assert {r.status_code for r in responses} == {200}
+    assert "ratelimit-limit" not in responses[0].headers
+
+
+@pytest.mark.usefixtures("three_per_minute")
+async def test_two_instances_share_one_budget_in_redis(db: AsyncSession, redis_url: str) -> None:
+    # A prefix of its own on the shared Redis; the counters expire with their window.
+    config = Settings(
+        _env_file=None, REDIS_URL=redis_url, REDIS_KEY_PREFIX=f"test-{secrets.token_hex(6)}:"
+    )
+    async with AsyncExitStack() as stack:
+        first = await _client(stack, create_app(config), db)
+        second = await _client(stack, create_app(config), db)
+        statuses = [
+            (await first.get(RECIPES)).status_code,
+            (await second.get(RECIPES)).status_code,
+            (await first.get(RECIPES)).status_code,
+            (await second.get(RECIPES)).status_code,
+        ]
+    assert statuses == [200, 200, 200, 429]
