@@ -93,10 +93,15 @@ def lock(_: list[str]) -> None:
     install()
     _run(BIN / "python", "-m", "pip", "-q", "install", "uv")
     common = ("--universal", "--python-version", "3.11", "--quiet", "--no-header")
-    _run(BIN / "uv", "pip", "compile", "pyproject.toml", *common, "-o", "requirements.txt")
+    # The full set is resolved first, so a dev tool's cap on a shared package (say, typer)
+    # holds the runtime pin back too, and the runtime lock is always a subset of the dev lock.
     _run(
         BIN / "uv", "pip", "compile", "pyproject.toml", "--extra", "dev",
-        "-c", "requirements.txt", *common, "-o", "requirements-dev.txt",
+        *common, "-o", "requirements-dev.txt",
+    )  # fmt: skip
+    _run(
+        BIN / "uv", "pip", "compile", "pyproject.toml",
+        "-c", "requirements-dev.txt", *common, "-o", "requirements.txt",
     )  # fmt: skip
 
 
