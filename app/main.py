@@ -4,18 +4,14 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from app import __version__, crud
+from app import __version__
 from app.api.api_v1.api import api_router
-from app.api.deps import SessionDep
 from app.api.errors import register_exception_handlers
 from app.api.health import router as health_router
 from app.api.metrics import router as metrics_router
@@ -25,6 +21,7 @@ from app.api.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from app.api.pages import router as pages_router
 from app.api.responses import errors
 from app.core import metrics
 from app.core.cache import NoCache, RedisCache
@@ -34,8 +31,6 @@ from app.core.redis import create_redis
 from app.db.session import engine
 
 logger = logging.getLogger(__name__)
-
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
 def make_lifespan(config: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -59,14 +54,6 @@ def make_lifespan(config: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
             logger.info("shutdown complete")
 
     return lifespan
-
-
-async def index(request: Request, db: SessionDep) -> HTMLResponse:
-    """The newest recipes as a page; every asset is inline."""
-    recipes = await crud.recipe.get_multi(db, limit=20)
-    return templates.TemplateResponse(
-        request, "index.html", {"recipes": recipes, "project_name": settings.PROJECT_NAME}
-    )
 
 
 def create_app(config: Settings = settings) -> FastAPI:
@@ -106,9 +93,7 @@ def create_app(config: Settings = settings) -> FastAPI:
         app.state.metrics_allowed_networks = config.METRICS_ALLOWED_NETWORKS
         app.include_router(metrics_router)
     app.include_router(api_router, prefix=config.API_V1_STR, responses=errors(503))
-    app.add_api_route(
-        "/", index, methods=["GET"], response_class=HTMLResponse, include_in_schema=False
-    )
+    app.include_router(pages_router)
     return app
 
 
