@@ -12,6 +12,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app import __version__
 from app.api.api_v1.api import api_router
+from app.api.docs import OPENAPI_TAGS, DocumentedFastAPI, install_docs, operation_id
 from app.api.errors import register_exception_handlers
 from app.api.health import router as health_router
 from app.api.metrics import router as metrics_router
@@ -57,7 +58,19 @@ def make_lifespan(config: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
 
 
 def create_app(config: Settings = settings) -> FastAPI:
-    app = FastAPI(title=config.PROJECT_NAME, version=__version__, lifespan=make_lifespan(config))
+    app = DocumentedFastAPI(
+        title=config.PROJECT_NAME,
+        version=__version__,
+        description=config.PROJECT_DESCRIPTION,
+        contact=config.contact,
+        openapi_tags=OPENAPI_TAGS,
+        # Swagger UI and ReDoc are served from this app's own assets by install_docs.
+        openapi_url="/openapi.json" if config.DOCS_ENABLED else None,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
+        lifespan=make_lifespan(config),
+    )
 
     # Added innermost first; a request passes them in the reverse order:
     # RequestContext -> TrustedHost -> SecurityHeaders -> CORS -> GZip -> CacheHeaders
@@ -93,6 +106,7 @@ def create_app(config: Settings = settings) -> FastAPI:
         app.state.metrics_allowed_networks = config.METRICS_ALLOWED_NETWORKS
         app.include_router(metrics_router)
     app.include_router(api_router, prefix=config.API_V1_STR, responses=errors(503))
+    install_docs(app, enabled=config.DOCS_ENABLED)
     app.include_router(pages_router)
     return app
 

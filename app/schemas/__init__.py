@@ -1,6 +1,7 @@
 """Pydantic models at the API's edges. No ORM queries here."""
 
 from app.schemas.common import ErrorDetail, Page
+from app.schemas.health import Readiness
 from app.schemas.recipe import (
     RecipeCreate,
     RecipePage,
@@ -14,6 +15,7 @@ from app.schemas.user import UserCreate, UserPage, UserRead, UserRegister
 __all__ = [
     "ErrorDetail",
     "Page",
+    "Readiness",
     "RecipeCreate",
     "RecipePage",
     "RecipeRead",
