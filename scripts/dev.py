@@ -59,6 +59,12 @@ def test(args: list[str]) -> None:
     _run(BIN / "python", "-m", "pytest", "--cov", "--cov-report=term", *args, env=_env())
 
 
+def test_browser(args: list[str]) -> None:
+    """Only the browser tests, in headless Chromium (/usr/bin/chromium, or CHROMIUM_PATH)."""
+    install()
+    _run(BIN / "python", "-m", "pytest", "-m", "browser", "tests/browser", *args, env=_env())
+
+
 def lint(_: list[str]) -> None:
     install()
     _run(BIN / "ruff", "check", *PY_FILES)
@@ -109,6 +115,7 @@ VERBS = {
     "install": lambda _: install(),
     "run": run,
     "test": test,
+    "test-browser": test_browser,
     "lint": lint,
     "format": fmt,
     "typecheck": typecheck,
