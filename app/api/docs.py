@@ -125,10 +125,18 @@ def _complete_request_example(operation: dict[str, Any], schemas: dict[str, Any]
             media["example"] = _example(media.get("schema", {}), schemas)
 
 
-def _example(schema: dict[str, Any], schemas: dict[str, Any], name: str = "") -> object:
+def _example(
+    schema: dict[str, Any],
+    schemas: dict[str, Any],
+    name: str = "",
+    seen: frozenset[str] = frozenset(),
+) -> object:
     """A value for a JSON schema: its own example, else one built from its parts."""
     if "$ref" in schema:
-        schema = schemas.get(schema["$ref"].rsplit("/", 1)[-1], {})
+        ref = schema["$ref"].rsplit("/", 1)[-1]
+        if ref in seen:
+            return None  # a model that contains itself ends the example here
+        schema, seen = schemas.get(ref, {}), seen | {ref}
     if schema.get("examples"):
         return schema["examples"][0]
     if schema.get("enum"):
@@ -138,16 +146,16 @@ def _example(schema: dict[str, Any], schemas: dict[str, Any], name: str = "") ->
     for key in ("anyOf", "oneOf", "allOf"):
         for option in schema.get(key, []):
             if option.get("type") != "null":
-                return _example(option, schemas, name)
+                return _example(option, schemas, name, seen)
     if schema.get("type") == "object" or "properties" in schema:
         required = set(schema.get("required", []))
         return {
-            field: _example(sub, schemas, field)
+            field: _example(sub, schemas, field, seen)
             for field, sub in schema.get("properties", {}).items()
             if field in required or _has_example(sub, field)
         }
     if schema.get("type") == "array":
-        return [_example(schema.get("items", {}), schemas)]
+        return [_example(schema.get("items", {}), schemas, seen=seen)]
     if schema.get("format") in FORMAT_EXAMPLES:
         return FORMAT_EXAMPLES[schema["format"]]
     return {"integer": 1, "number": 1.0, "boolean": True}.get(schema.get("type", ""), "string")

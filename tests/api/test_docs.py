@@ -214,6 +214,11 @@ def test_every_request_body_has_an_example() -> None:
     assert create["example"]["label"] == "Chicken Vesuvio"
 
 
+class Step(BaseModel):
+    text: str
+    then: "Step | None"
+
+
 class IdeaCreate(BaseModel):
     title: str
     servings: int
@@ -223,6 +228,7 @@ class IdeaCreate(BaseModel):
     course: Literal["starter", "main"]
     homepage: AnyUrl
     email: EmailStr
+    first_step: Step
     note: str | None = None
 
 
@@ -260,6 +266,7 @@ def test_openapi_completes_routes_that_declare_nothing() -> None:
         "course": "starter",
         "homepage": "https://example.com/",
         "email": "cook@example.com",
+        "first_step": {"text": "string", "then": None},
     }
     rate = spec["paths"]["/ideas/rate"]["post"]
     assert "503" not in rate["responses"]
