@@ -4,18 +4,16 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from app import __version__, crud
+from app import __version__
 from app.api.api_v1.api import api_router
-from app.api.deps import ApiRateLimit, SessionDep
+from app.api.deps import ApiRateLimit
+from app.api.docs import OPENAPI_TAGS, DocumentedFastAPI, install_docs, operation_id
 from app.api.errors import register_exception_handlers
 from app.api.health import router as health_router
 from app.api.metrics import router as metrics_router
@@ -25,6 +23,7 @@ from app.api.middleware import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from app.api.pages import router as pages_router
 from app.api.responses import errors
 from app.clients.ideas import open_ideas_client
 from app.core import metrics
@@ -36,8 +35,6 @@ from app.core.redis import create_redis
 from app.db.session import engine
 
 logger = logging.getLogger(__name__)
-
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
 def make_lifespan(config: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -66,16 +63,20 @@ def make_lifespan(config: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
     return lifespan
 
 
-async def index(request: Request, db: SessionDep) -> HTMLResponse:
-    """The newest recipes as a page; every asset is inline."""
-    recipes = await crud.recipe.get_multi(db, limit=20)
-    return templates.TemplateResponse(
-        request, "index.html", {"recipes": recipes, "project_name": settings.PROJECT_NAME}
-    )
-
-
 def create_app(config: Settings = settings) -> FastAPI:
-    app = FastAPI(title=config.PROJECT_NAME, version=__version__, lifespan=make_lifespan(config))
+    app = DocumentedFastAPI(
+        title=config.PROJECT_NAME,
+        version=__version__,
+        description=config.PROJECT_DESCRIPTION,
+        contact=config.contact,
+        openapi_tags=OPENAPI_TAGS,
+        # Swagger UI and ReDoc are served from this app's own assets by install_docs.
+        openapi_url="/openapi.json" if config.DOCS_ENABLED else None,
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
+        lifespan=make_lifespan(config),
+    )
 
     # Added innermost first; a request passes them in the reverse order:
     # RequestContext -> TrustedHost -> SecurityHeaders -> CORS -> GZip -> CacheHeaders
@@ -96,7 +97,15 @@ def create_app(config: Settings = settings) -> FastAPI:
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
-            expose_headers=["ETag", "X-Request-ID", "X-Process-Time", "Retry-After"],
+            expose_headers=[
+                "ETag",
+                "X-Request-ID",
+                "X-Process-Time",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
         )
     app.add_middleware(
         SecurityHeadersMiddleware, hsts=config.ENVIRONMENT in ("staging", "production")
@@ -121,9 +130,8 @@ def create_app(config: Settings = settings) -> FastAPI:
         dependencies=[ApiRateLimit],
         responses=errors(429, 503),
     )
-    app.add_api_route(
-        "/", index, methods=["GET"], response_class=HTMLResponse, include_in_schema=False
-    )
+    install_docs(app, enabled=config.DOCS_ENABLED)
+    app.include_router(pages_router)
     return app
 
 

@@ -59,6 +59,12 @@ def test(args: list[str]) -> None:
     _run(BIN / "python", "-m", "pytest", "--cov", "--cov-report=term", *args, env=_env())
 
 
+def test_browser(args: list[str]) -> None:
+    """Only the browser tests, in headless Chromium (/usr/bin/chromium, or CHROMIUM_PATH)."""
+    install()
+    _run(BIN / "python", "-m", "pytest", "-m", "browser", "tests/browser", *args, env=_env())
+
+
 def lint(_: list[str]) -> None:
     install()
     _run(BIN / "ruff", "check", *PY_FILES)
@@ -93,10 +99,15 @@ def lock(_: list[str]) -> None:
     install()
     _run(BIN / "python", "-m", "pip", "-q", "install", "uv")
     common = ("--universal", "--python-version", "3.11", "--quiet", "--no-header")
-    _run(BIN / "uv", "pip", "compile", "pyproject.toml", *common, "-o", "requirements.txt")
+    # The full set is resolved first, so a dev tool's cap on a shared package (say, typer)
+    # holds the runtime pin back too, and the runtime lock is always a subset of the dev lock.
     _run(
         BIN / "uv", "pip", "compile", "pyproject.toml", "--extra", "dev",
-        "-c", "requirements.txt", *common, "-o", "requirements-dev.txt",
+        *common, "-o", "requirements-dev.txt",
+    )  # fmt: skip
+    _run(
+        BIN / "uv", "pip", "compile", "pyproject.toml",
+        "-c", "requirements-dev.txt", *common, "-o", "requirements.txt",
     )  # fmt: skip
 
 
@@ -104,6 +115,7 @@ VERBS = {
     "install": lambda _: install(),
     "run": run,
     "test": test,
+    "test-browser": test_browser,
     "lint": lint,
     "format": fmt,
     "typecheck": typecheck,

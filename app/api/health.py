@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.api.deps import RedisDep, SessionDep
+from app.schemas import Readiness
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,10 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    responses={503: {"description": "The database (or Redis) does not answer"}},
+    responses={
+        200: {"model": Readiness},
+        503: {"model": Readiness, "description": "The database (or Redis) does not answer"},
+    },
 )
 async def readyz(db: SessionDep, redis: RedisDep) -> JSONResponse:
     """Ready for traffic: the database answers `SELECT 1` (and Redis `PING`, when configured)."""

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import EmailStr, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.core.rate_limit import parse_limit
@@ -67,6 +67,21 @@ class Settings(BaseSettings):
     )
 
     PROJECT_NAME: str = "Recipe Service"
+    PROJECT_DESCRIPTION: str = Field(
+        default=(
+            "Recipes submitted by users and browsable by anyone. Log in with the OAuth2 "
+            "password flow (`username` is the email) and send the token as "
+            "`Authorization: Bearer <token>`. Lists are keyset-paged: pass a page's "
+            '`next_cursor` as `cursor`. Errors are `{"detail": ...}`.'
+        ),
+        description="The OpenAPI description (Markdown).",
+    )
+    CONTACT_NAME: str | None = "Recipe Service maintainers"
+    CONTACT_EMAIL: EmailStr | None = None
+    CONTACT_URL: HttpUrl | None = None
+    DOCS_ENABLED: bool = Field(
+        default=True, description="Serve /docs, /redoc and /openapi.json; off means 404."
+    )
     API_V1_STR: str = "/api/v1"
     ENVIRONMENT: Environment = "local"
 
@@ -240,6 +255,13 @@ class Settings(BaseSettings):
         if self.LOG_FORMAT is not None:
             return self.LOG_FORMAT
         return "console" if self.ENVIRONMENT in ("local", "test") else "json"
+
+    @property
+    def contact(self) -> dict[str, str] | None:
+        """The OpenAPI contact object, from whichever CONTACT_* settings are set."""
+        fields = {"name": self.CONTACT_NAME, "email": self.CONTACT_EMAIL, "url": self.CONTACT_URL}
+        contact = {key: str(value) for key, value in fields.items() if value}
+        return contact or None
 
     @property
     def is_sqlite(self) -> bool:

@@ -28,10 +28,12 @@ class CRUDRecipe(CRUDBase[Recipe, RecipeCreate, RecipeUpdate]):
         query = select(Recipe).where(Recipe.submitter_id == submitter_id)
         return await self._newest_first(db, query, before_id=before_id, limit=limit)
 
-    async def search(self, db: AsyncSession, *, keyword: str, limit: int = 10) -> Sequence[Recipe]:
+    async def search(
+        self, db: AsyncSession, *, keyword: str, before_id: int | None = None, limit: int = 10
+    ) -> Sequence[Recipe]:
         """Case-insensitive substring match on the label, newest first, filtered in the database."""
         query = select(Recipe).where(Recipe.label.ilike(_like_pattern(keyword), escape="\\"))
-        return await self._newest_first(db, query, before_id=None, limit=limit)
+        return await self._newest_first(db, query, before_id=before_id, limit=limit)
 
     async def get_by_url(self, db: AsyncSession, *, submitter_id: int, url: str) -> Recipe | None:
         query = select(Recipe).where(Recipe.submitter_id == submitter_id, Recipe.url == url)

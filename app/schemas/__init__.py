@@ -1,6 +1,7 @@
 """Pydantic models at the API's edges. No ORM queries here."""
 
 from app.schemas.common import ErrorDetail, Page
+from app.schemas.health import Readiness
 from app.schemas.idea import IdeaFeed, IdeaImport, IdeaRead
 from app.schemas.recipe import (
     RecipeCreate,
@@ -30,6 +31,7 @@ __all__ = [
     "PasswordChange",
     "PasswordRecovery",
     "PasswordReset",
+    "Readiness",
     "RecipeCreate",
     "RecipePage",
     "RecipeRead",

@@ -78,3 +78,15 @@ async def test_get_by_url_is_per_submitter(db: AsyncSession) -> None:
     assert found is not None
     assert found.id == recipe.id
     assert await crud.recipe.get_by_url(db, submitter_id=other.id, url=recipe.url) is None
+
+
+async def test_search_is_keyset_paged(db: AsyncSession) -> None:
+    user = await create_random_user(db)
+    hits = [
+        await create_random_recipe(db, submitter_id=user.id, label=f"Gnocchi {n}") for n in range(3)
+    ]
+    await create_random_recipe(db, submitter_id=user.id, label="Risotto")
+    first = await crud.recipe.search(db, keyword="gnocchi", limit=2)
+    assert [r.id for r in first] == [hits[2].id, hits[1].id]
+    rest = await crud.recipe.search(db, keyword="gnocchi", before_id=hits[1].id, limit=2)
+    assert [r.id for r in rest] == [hits[0].id]

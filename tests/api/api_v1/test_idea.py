@@ -73,6 +73,17 @@ async def test_read_ideas_route_is_not_taken_for_a_recipe_id(client: httpx2.Asyn
     assert (await client.post(IMPORT, json={"url": IDEA_URL})).status_code == 401
 
 
+async def test_import_idea_needs_the_recipes_write_scope(
+    client: httpx2.AsyncClient, normal_user: User
+) -> None:
+    use(FakeIdeas(FEED))
+    response = await client.post(
+        IMPORT, json={"url": IDEA_URL}, headers=auth_headers(normal_user.id, scopes=())
+    )
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == 'Bearer scope="recipes:write"'
+
+
 async def test_read_ideas_with_a_fake_client(
     client: httpx2.AsyncClient, normal_user_token_headers: dict[str, str]
 ) -> None:
@@ -307,7 +318,7 @@ async def test_import_idea_bad_body_is_422(
 
 async def test_ideas_are_in_the_openapi_document(client: httpx2.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
-    assert set(paths[IDEAS]["get"]["responses"]) == {"200", "401", "422", "502", "503"}
-    import_codes = {"201", "401", "404", "409", "422", "502", "503"}
+    assert set(paths[IDEAS]["get"]["responses"]) == {"200", "401", "422", "429", "502", "503"}
+    import_codes = {"201", "401", "403", "404", "409", "413", "422", "429", "502", "503"}
     assert set(paths[IMPORT]["post"]["responses"]) == import_codes
     assert paths[IDEAS]["get"]["tags"] == ["ideas"]

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from app import crud
-from app.api.deps import CurrentUser, IdeasClientDep, SessionDep
+from app.api.deps import CurrentUser, IdeasClientDep, RecipeWriter, SessionDep
 from app.api.responses import errors
 from app.clients.ideas import IdeasError
 from app.core.config import settings
@@ -35,10 +35,10 @@ async def read_ideas(
 @router.post(
     "/import",
     status_code=status.HTTP_201_CREATED,
-    responses=errors(401, 404, 409, 502),
+    responses=errors(401, 403, 404, 409, 502),
 )
 async def import_idea(
-    db: SessionDep, user: CurrentUser, ideas: IdeasClientDep, idea_in: IdeaImport
+    db: SessionDep, user: RecipeWriter, ideas: IdeasClientDep, idea_in: IdeaImport
 ) -> RecipeRead:
     """Save one of the current ideas as your recipe: its title is the label, its subreddit the
     source."""

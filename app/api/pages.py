@@ -1,0 +1,105 @@
+"""The HTML pages: newest recipes with search and paging, and a page per recipe."""
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from app import crud
+from app.api.deps import SessionDep
+from app.api.pagination import MAX_ID, decode_cursor, split_page
+from app.schemas.common import storable
+
+PAGE_SIZE = 20
+MAX_QUERY_LENGTH = 100
+
+templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
+
+router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+
+
+class BadPageInput(ValueError):
+    """A query parameter the page cannot use; shown to the reader as a 422 page."""
+
+
+def _render(
+    request: Request, template: str, status_code: int = status.HTTP_200_OK, **context: Any
+) -> HTMLResponse:
+    context |= {
+        "project_name": request.app.title,
+        "docs_enabled": getattr(request.app.state, "docs_enabled", False),
+    }
+    return templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def _error(request: Request, status_code: int, title: str, message: str) -> HTMLResponse:
+    return _render(request, "error.html", status_code, title=title, message=message, q="")
+
+
+def _page_url(text: str, cursor: str | None) -> str:
+    params = {name: value for name, value in (("q", text), ("cursor", cursor)) if value}
+    return f"/?{urlencode(params)}" if params else "/"
+
+
+def _search_text(q: str | None) -> str:
+    text = (q or "").strip()
+    if len(text) > MAX_QUERY_LENGTH:
+        raise BadPageInput(f"Search for at most {MAX_QUERY_LENGTH} characters.")
+    try:
+        return storable(text)
+    except ValueError as exc:
+        raise BadPageInput("Search text must be plain text.") from exc
+
+
+def _before_id(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        return decode_cursor(cursor)
+    except ValueError as exc:
+        raise BadPageInput("That page link is not valid; start again from the first page.") from exc
+
+
+@router.get("/")
+async def index(
+    request: Request,
+    db: SessionDep,
+    q: Annotated[str | None, Query()] = None,
+    cursor: Annotated[str | None, Query()] = None,
+) -> HTMLResponse:
+    """The newest recipes, or those whose label contains `q`, one cursor page at a time."""
+    try:
+        text = _search_text(q)
+        before_id = _before_id(cursor)
+    except BadPageInput as exc:
+        return _error(request, status.HTTP_422_UNPROCESSABLE_CONTENT, "Bad request", str(exc))
+    if text:
+        rows = await crud.recipe.search(db, keyword=text, before_id=before_id, limit=PAGE_SIZE + 1)
+    else:
+        rows = await crud.recipe.get_multi(db, before_id=before_id, limit=PAGE_SIZE + 1)
+    recipes, next_cursor = split_page(rows, PAGE_SIZE)
+    return _render(
+        request,
+        "index.html",
+        recipes=recipes,
+        q=text,
+        next_url=_page_url(text, next_cursor) if next_cursor else None,
+        first_url=_page_url(text, None) if before_id is not None else None,
+    )
+
+
+@router.get("/recipes/{recipe_id}")
+async def recipe_page(request: Request, db: SessionDep, recipe_id: str) -> HTMLResponse:
+    """One recipe; anything that is not an existing recipe's id is a 404 page."""
+    # The length check keeps int() away from digit strings it refuses to convert.
+    digits = recipe_id.isascii() and recipe_id.isdigit() and len(recipe_id) <= len(str(MAX_ID))
+    found = digits and 1 <= int(recipe_id) <= MAX_ID
+    recipe = await crud.recipe.get(db, int(recipe_id)) if found else None
+    if recipe is None:
+        return _error(
+            request, status.HTTP_404_NOT_FOUND, "Recipe not found", "No recipe has that address."
+        )
+    return _render(request, "detail.html", recipe=recipe, q="")
