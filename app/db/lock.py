@@ -1,0 +1,31 @@
+"""Start-up work that replicas starting together must do one at a time. No HTTP here."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.db.session import SQLITE_IMMEDIATE
+
+# Any 64-bit number no other code uses; PostgreSQL scopes advisory locks to one database.
+PRESTART_LOCK_ID = 0x5265_6369_7065_0001
+
+
+@asynccontextmanager
+async def exclusive_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session whose work is one transaction that one process at a time may hold.
+
+    The others wait at the start: for an advisory lock on PostgreSQL, for the write lock on
+    SQLite (within its busy timeout). CRUD commits inside become savepoints, so everything
+    commits together at the end, or nothing does.
+    """
+    async with engine.connect() as conn:
+        await conn.execution_options(**{SQLITE_IMMEDIATE: True})
+        async with conn.begin():
+            if conn.dialect.name == "postgresql":
+                await conn.execute(select(func.pg_advisory_xact_lock(PRESTART_LOCK_ID)))
+            async with AsyncSession(
+                bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            ) as session:
+                yield session
