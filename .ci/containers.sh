@@ -26,6 +26,7 @@ COMPOSE_PROJECT=""
 CONTAINERS=()
 DATABASES=()
 REDIS_DB=""
+BASE_TMP=""
 STARTED=$SECONDS
 LAST=$SECONDS
 
@@ -87,7 +88,7 @@ cleanup() {
     fi
     # Whatever dockerd or debootstrap left mounted under the work dir, deepest first.
     awk -v w="$W" '$2 ~ "^"w {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l
-    rm -rf "$W"
+    rm -rf "$W" ${BASE_TMP:+"$BASE_TMP"}
     echo "containers: stopped and removed everything this script started ($((SECONDS - began))s)"
     if [ "$rc" -ne 0 ]; then
         echo "containers: FAILED (exit $rc) after $((SECONDS - STARTED))s" >&2
@@ -143,9 +144,10 @@ section "Static checks: ruff and mypy on the CI checker, hadolint, compose confi
 .venv/bin/mypy .ci/deploy_check.py
 hadolint Dockerfile && echo "hadolint: Dockerfile clean at warning level"
 
-export SECRET_KEY="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')"
-export POSTGRES_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')"
-export FIRST_SUPERUSER_PASSWORD="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(16))')"
+SECRET_KEY=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')
+POSTGRES_PASSWORD=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')
+FIRST_SUPERUSER_PASSWORD=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(16))')
+export SECRET_KEY POSTGRES_PASSWORD FIRST_SUPERUSER_PASSWORD
 if env -u SECRET_KEY docker compose config -q 2>/dev/null; then
     echo "docker-compose.yml accepted a missing SECRET_KEY" >&2
     exit 1
@@ -161,7 +163,11 @@ present = {p.name for p in k8s.glob("*.yaml")} - {"kustomization.yaml", "secret.
 if listed != present:
     sys.exit(f"deploy/k8s: kustomization lists {sorted(listed)}, folder has {sorted(present)}")
 PY
-kubernetes-validate --strict $(ls deploy/k8s/*.yaml | grep -v kustomization.yaml)
+manifests=()
+for file in deploy/k8s/*.yaml; do
+    [ "$file" = deploy/k8s/kustomization.yaml ] || manifests+=("$file")
+done
+kubernetes-validate --strict "${manifests[@]}"
 "$W/tools/bin/python" - "$W/k8s.env" <<'PY'
 # What the pods rely on, checked against each other; the ConfigMap becomes the env of the
 # container run below, as Kubernetes would pass it.
@@ -204,28 +210,40 @@ print(random.choice(free) if free else "")')
     --work "$W/balance"
 
 section "Base root filesystem for the stand-in images (cached in $CACHE)"
-mkdir -p "$CACHE"
-key=$(printf '%s %s' "$SUITE" "$BASE_PACKAGES" | sha256sum | cut -c1-12)
-tarball="$CACHE/debian-$SUITE-$key.tar"
-if [ -s "$tarball" ]; then
-    echo "cached: $tarball"
-else
-    # The mirror comes from the machine's own apt sources and is written nowhere.
+# debootstrap with the mirror from the machine's own apt sources, which is written nowhere:
+# what would name it (apt sources and lists, debootstrap's log) stays out of the tarball.
+build_base() {
+    local mirror host
     mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null ||
-        true)
-    [ -n "$mirror" ] || mirror=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
+        awk '/^deb /{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+    [ -n "$mirror" ] || { echo "no Debian mirror in /etc/apt/sources*" >&2; return 1; }
     bootstrap() {
         rm -rf "$W/rootfs"
         debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$W/rootfs" "$mirror"
     }
     retry_once debootstrap bootstrap
-    # No trace of the mirror, and no package lists, go into the image.
     echo "# stand-in image: no package sources" >"$W/rootfs/etc/apt/sources.list"
     rm -rf "$W/rootfs/var/lib/apt/lists/"* "$W/rootfs/var/cache/apt/"*.bin \
-        "$W/rootfs/etc/postgresql/15" "$W/rootfs/var/lib/postgresql/15"
-    tar -C "$W/rootfs" -cf "$tarball.tmp.$$" .
-    mv "$tarball.tmp.$$" "$tarball"
+        "$W/rootfs/var/log/bootstrap.log" "$W/rootfs/etc/postgresql/15" \
+        "$W/rootfs/var/lib/postgresql/15"
+    host=$(sed -E 's#^[a-z]+://([^/]+).*#\1#' <<<"$mirror")
+    if grep -rlsF "$host" "$W/rootfs/etc" "$W/rootfs/var" >"$LOGS/mirror-traces.txt"; then
+        echo "the root filesystem still names the mirror in $(wc -l <"$LOGS/mirror-traces.txt") files" >&2
+        return 1
+    fi
+    tar -C "$W/rootfs" -cf "$1" .
     rm -rf "$W/rootfs"
+}
+mkdir -p "$CACHE"
+key=$( (echo "$SUITE $BASE_PACKAGES"; declare -f build_base) | sha256sum | cut -c1-12)
+tarball="$CACHE/debian-$SUITE-$key.tar"
+if [ -s "$tarball" ]; then
+    echo "cached: $tarball"
+else
+    BASE_TMP="$tarball.tmp.$$"
+    build_base "$BASE_TMP"
+    mv "$BASE_TMP" "$tarball"
+    BASE_TMP=""
     find "$CACHE" -name 'debian-*.tar' ! -name "${tarball##*/}" -delete
     echo "built and cached: $tarball"
 fi
@@ -264,9 +282,15 @@ for tag in $(docker compose config --images); do
     esac
 done
 
-section "The real Dockerfile, built unmodified"
+section "The real Dockerfile, built unmodified, by docker compose build as README's steps do"
+# The compose project and its free loopback ports, for this build and the stack further down.
+COMPOSE_PROJECT="recipe-ci-$("$PY" -c 'import secrets; print(secrets.token_hex(4))')"
+read -r CI_DB_PORT CI_REDIS_PORT CI_APP1_PORT CI_APP2_PORT ci_http ci_https \
+    < <("${CHECK[@]}" ports 6)
 APP_IMAGE=recipe-service:ci
-quiet docker-build env DOCKER_BUILDKIT=0 docker build --network host -t "$APP_IMAGE" .
+export APP_IMAGE CI_DB_PORT CI_REDIS_PORT CI_APP1_PORT CI_APP2_PORT
+export CI_NGINX_DIR="$W/nginx-compose" TLS_CERT_DIR="$W/certs"
+quiet compose-build compose build migrate
 docker image inspect "$APP_IMAGE" --format \
     'built {{.Id}}: {{.Size}} bytes, user {{.Config.User}}, exposes {{json .Config.ExposedPorts}}'
 [ "$(docker image inspect "$APP_IMAGE" --format '{{.Config.User}}')" = "10001:10001" ]
@@ -333,16 +357,11 @@ docker rm -f "$cid" >/dev/null
 docker volume rm recipe-data-ci >/dev/null
 
 section "The compose stack on stand-in images (host-network override: deploy/compose.ci.yml)"
-COMPOSE_PROJECT="recipe-ci-$("$PY" -c 'import secrets; print(secrets.token_hex(4))')"
-read -r CI_DB_PORT CI_REDIS_PORT CI_APP1_PORT CI_APP2_PORT ci_http ci_https \
-    < <("${CHECK[@]}" ports 6)
-export APP_IMAGE CI_DB_PORT CI_REDIS_PORT CI_APP1_PORT CI_APP2_PORT
-export CI_NGINX_DIR="$W/nginx-compose" TLS_CERT_DIR="$W/certs"
 "${CHECK[@]}" nginx-conf "$CI_NGINX_DIR" --http-port "$ci_http" --https-port "$ci_https" \
     --upstream "127.0.0.1:$CI_APP1_PORT" --upstream "127.0.0.1:$CI_APP2_PORT" \
     --certs /etc/nginx/certs
 compose config -q
-if ! compose up -d --no-build --pull never --wait --wait-timeout 240 >"$LOGS/compose-up.log" 2>&1
+if ! compose up -d --build --pull never --wait --wait-timeout 240 >"$LOGS/compose-up.log" 2>&1
 then
     redact <"$LOGS/compose-up.log" | tail -20 >&2
     compose ps -a >&2
