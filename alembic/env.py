@@ -12,16 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from app.core.config import normalize_database_url, settings
 from app.db.base import Base
 from app.db.base_class import UTCDateTime
-from app.db.lock import PRESTART_LOCK_ID
+from app.db.lock import PRESTART_LOCK_ID, SQLITE_PRESTART_WAIT_MS
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
-
-# How long a SQLite replica waits for another one's migrations before giving up.
-SQLITE_MIGRATION_WAIT_MS = 600_000
 
 
 def render_item(type_: str, obj: object, _autogen_context: Any) -> str | Literal[False]:
@@ -70,7 +67,7 @@ def begin_immediate(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_MIGRATION_WAIT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_PRESTART_WAIT_MS}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
