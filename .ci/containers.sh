@@ -37,7 +37,12 @@ section() {
 }
 
 # Logs may name the package mirror or index; what is kept shows no host names.
-redact() { sed -E 's#([a-z]+://)[^/ ]+#\1<host>#g'; }
+MIRROR_HOST=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null |
+    sed -E 's#^[a-z]+://([^/]+).*#\1#' || true)
+redact() {
+    sed -E -e 's#([a-z]+://)[^/ ]+#\1<host>#g' -e "s#host='[^']+'#host='<host>'#g" |
+        if [ -n "$MIRROR_HOST" ]; then sed "s#${MIRROR_HOST//./\\.}#<mirror>#g"; else cat; fi
+}
 
 # Run a noisy command with its output in a log; on failure show the log's tail, redacted.
 quiet() {
