@@ -391,7 +391,13 @@ def _check_rate_limit(base_url: str, cafile: Path) -> None:
 # ---- command line --------------------------------------------------------------------------
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # Unwind as on Ctrl-C, so the finally blocks stop nginx and the app instances.
+    sys.exit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("ports").add_argument("count", type=int)
