@@ -5,13 +5,14 @@ from logging.config import fileConfig
 from typing import Any, Literal
 
 from alembic import context
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, event, func, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.core.config import normalize_database_url, settings
 from app.db.base import Base
 from app.db.base_class import UTCDateTime
+from app.db.lock import PRESTART_LOCK_ID, SQLITE_PRESTART_WAIT_MS
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -59,11 +60,40 @@ def do_run_migrations(connection: Connection) -> None:
         context.run_migrations()
 
 
+def begin_immediate(engine: AsyncEngine) -> None:
+    """SQLite transactions that take the write lock at once, waiting up to the busy timeout."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_PRESTART_WAIT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 async def run_migrations_online() -> None:
+    # Replicas starting together: one migrates while the others wait, then find nothing to do.
     engine = create_async_engine(database_url())
+    postgres = engine.dialect.name == "postgresql"
+    if not postgres:
+        begin_immediate(engine)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(do_run_migrations)
+            if postgres:
+                await connection.execute(select(func.pg_advisory_lock(PRESTART_LOCK_ID)))
+                await connection.commit()
+                await connection.run_sync(do_run_migrations)
+                # On failure, dispose() closes the connection, which releases the lock too.
+                await connection.execute(select(func.pg_advisory_unlock(PRESTART_LOCK_ID)))
+                await connection.commit()
+            else:
+                # SQLite has no advisory locks: one transaction holds the write lock for them all.
+                async with connection.begin():
+                    await connection.run_sync(do_run_migrations)
     finally:
         await engine.dispose()
 

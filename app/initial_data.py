@@ -4,14 +4,16 @@ import asyncio
 import logging
 
 from app.db.init_db import init_db
-from app.db.session import SessionLocal, engine
+from app.db.lock import exclusive_session
+from app.db.session import engine
 
 logger = logging.getLogger("app.initial_data")
 
 
 async def main() -> None:
     try:
-        async with SessionLocal() as db:
+        # Replicas that start together seed one after the other; the later ones find it done.
+        async with exclusive_session(engine) as db:
             await init_db(db)
     finally:
         await engine.dispose()

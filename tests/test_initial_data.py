@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from app import initial_data
 from app.db.init_db import SEED_RECIPES
-from app.db.session import make_engine, make_sessionmaker
+from app.db.session import make_engine
 from app.models import Recipe, User
 from tests.utils.db import migrate
 
@@ -20,7 +20,6 @@ async def test_initial_data_main_seeds_once(
     for _ in range(2):
         engine = make_engine(fresh_database_url)
         monkeypatch.setattr(initial_data, "engine", engine)
-        monkeypatch.setattr(initial_data, "SessionLocal", make_sessionmaker(engine))
         await initial_data.main()
 
     check = make_engine(fresh_database_url)

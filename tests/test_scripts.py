@@ -26,13 +26,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextmanager
-def run_sh(
-    database_url: str, **extra_env: str
-) -> Iterator[tuple[str, dict[str, str], "subprocess.Popen[bytes]"]]:
-    """run.sh on the given database; yields the base URL once /healthz answers."""
-    port = _free_port()
-    env = os.environ | {
+def script_env(database_url: str, port: int = 0, **extra_env: str) -> dict[str, str]:
+    """The environment run.sh and prestart.sh get: this suite's settings, another database."""
+    return os.environ | {
         "DATABASE_URL": database_url,
         "HOST": "127.0.0.1",
         "PORT": str(port),
@@ -40,6 +36,15 @@ def run_sh(
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         **extra_env,
     }
+
+
+@contextmanager
+def run_sh(
+    database_url: str, **extra_env: str
+) -> Iterator[tuple[str, dict[str, str], "subprocess.Popen[bytes]"]]:
+    """run.sh on the given database; yields the base URL once /healthz answers."""
+    port = _free_port()
+    env = script_env(database_url, port, **extra_env)
     proc = subprocess.Popen(
         ["bash", "run.sh"],
         cwd=ROOT,

@@ -2,6 +2,7 @@
 
 import logging
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
@@ -21,10 +22,9 @@ SEED_RECIPES = [
 ]  # fmt: skip
 
 
-async def init_db(db: AsyncSession, config: Settings = settings) -> User:
-    """Create what is missing and nothing else; return the first superuser."""
-    superuser = await crud.user.get_by_email(db, email=config.FIRST_SUPERUSER_EMAIL)
-    if superuser is None:
+async def _create_superuser(db: AsyncSession, config: Settings) -> User:
+    """The first superuser, or the account that took its email meanwhile."""
+    try:
         superuser = await crud.user.create(
             db,
             obj_in=UserCreate(
@@ -35,7 +35,26 @@ async def init_db(db: AsyncSession, config: Settings = settings) -> User:
                 is_superuser=True,
             ),
         )
-        logger.info("created the first superuser %s", superuser.email)
+    except IntegrityError:
+        # A sign-up, or a prestart outside exclusive_session, won the race for the email.
+        await db.rollback()
+        existing = await crud.user.get_by_email(db, email=config.FIRST_SUPERUSER_EMAIL)
+        if existing is None:
+            raise
+        return existing
+    logger.info("created the first superuser %s", superuser.email)
+    return superuser
+
+
+async def init_db(db: AsyncSession, config: Settings = settings) -> User:
+    """Create what is missing and nothing else; return the first superuser.
+
+    Replicas starting together run it inside `exclusive_session`, one at a time, so the
+    seed recipes (which no unique key guards) are added once.
+    """
+    superuser = await crud.user.get_by_email(db, email=config.FIRST_SUPERUSER_EMAIL)
+    if superuser is None:
+        superuser = await _create_superuser(db, config)
     for label, source, url in SEED_RECIPES:
         recipe_in = RecipeCreate.model_validate({"label": label, "source": source, "url": url})
         stored_url = recipe_in.model_dump()["url"]

@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import (
 
 from app.core.config import Settings, settings
 
+# Execution option: begin SQLite transactions holding the write lock (see exclusive_session).
+SQLITE_IMMEDIATE = "sqlite_immediate"
+
 
 def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
@@ -31,7 +34,9 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock up front; a read that later writes could not wait for it.
+        immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str, config: Settings = settings) -> AsyncEngine:

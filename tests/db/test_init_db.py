@@ -1,6 +1,8 @@
 """First-data seeding: the superuser and the classic recipes, once."""
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
@@ -30,3 +32,35 @@ async def test_init_db_creates_superuser_and_recipes_once(db: AsyncSession) -> N
     again = await init_db(db)
     assert again.id == superuser.id
     assert (await _count(db, User), await _count(db, Recipe)) == (users, recipes)
+
+
+async def test_init_db_takes_the_account_that_won_the_race(
+    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await init_db(db)
+    real_lookup = crud.user.get_by_email
+    misses = [None]
+
+    async def lookup_missed_once(session: AsyncSession, *, email: str) -> User | None:
+        # The first look finds nothing, as if another process created the account just after.
+        if misses:
+            return misses.pop()
+        return await real_lookup(session, email=email)
+
+    monkeypatch.setattr(crud.user, "get_by_email", lookup_missed_once)
+    again = await init_db(db)
+    assert again.id == first.id
+    assert await _count(db, User) == 1
+
+
+async def test_init_db_reraises_a_clash_it_cannot_explain(
+    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await init_db(db)
+
+    async def never_found(_session: AsyncSession, *, email: str) -> User | None:  # noqa: ARG001
+        return None
+
+    monkeypatch.setattr(crud.user, "get_by_email", never_found)
+    with pytest.raises(IntegrityError):
+        await init_db(db)

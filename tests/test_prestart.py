@@ -1,0 +1,65 @@
+"""prestart.sh run by several replicas at once: each migration once, first data once, all exit 0."""
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+from alembic.script import ScriptDirectory
+from sqlalchemy import func, select, text
+
+from app.db.init_db import SEED_RECIPES
+from app.db.session import make_engine
+from app.models import Recipe, User
+from tests.test_scripts import ROOT, script_env
+from tests.utils.db import alembic_config
+
+REPLICAS = 4
+PRESTART_TIMEOUT_SECONDS = 180
+
+
+async def _read_outcome(url: str) -> tuple[list[str], int, int, int]:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            versions = list(await conn.scalars(text("SELECT version_num FROM alembic_version")))
+            superusers = await conn.scalar(
+                select(func.count()).select_from(User).where(User.is_superuser)
+            )
+            recipes = await conn.scalar(select(func.count()).select_from(Recipe))
+            distinct = await conn.scalar(
+                select(func.count()).select_from(
+                    select(Recipe.submitter_id, Recipe.url).distinct().subquery()
+                )
+            )
+    finally:
+        await engine.dispose()
+    return versions, int(superusers or 0), int(recipes or 0), int(distinct or 0)
+
+
+def test_prestart_replicas_at_once_migrate_and_seed_once(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    env = script_env(fresh_database_url)
+    logs = [tmp_path / f"prestart-{n}.log" for n in range(REPLICAS)]
+    procs = []
+    for log in logs:
+        with log.open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    ["bash", "prestart.sh"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
+            )
+    codes = [proc.wait(timeout=PRESTART_TIMEOUT_SECONDS) for proc in procs]
+    outputs = [log.read_text() for log in logs]
+    assert codes == [0] * REPLICAS, "\n----\n".join(outputs)
+
+    # Alembic logs "Running upgrade <down> -> <rev>" each time it applies a revision.
+    script = ScriptDirectory.from_config(alembic_config(fresh_database_url))
+    applied = "".join(outputs)
+    for revision in script.walk_revisions():
+        assert applied.count(f" -> {revision.revision}, ") == 1, revision.revision
+
+    versions, superusers, recipes, distinct = asyncio.run(_read_outcome(fresh_database_url))
+    assert versions == [script.get_current_head()]
+    assert superusers == 1
+    assert recipes == distinct == len(SEED_RECIPES)
