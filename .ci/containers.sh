@@ -304,7 +304,7 @@ docker run --rm -i --network none "$APP_IMAGE" python - <<'PY'
 import importlib.util, os, shutil, sys
 content = sorted(os.listdir("/app"))
 expected = ["alembic", "alembic.ini", "app", "data", "prestart.sh", "pyproject.toml", "run.sh"]
-dev_tools = [m for m in ("pytest", "ruff", "mypy", "httpx2", "tests") if importlib.util.find_spec(m)]
+dev_tools = [m for m in ("pytest", "ruff", "mypy", "fakeredis", "playwright", "tests") if importlib.util.find_spec(m)]
 # The pods' preStop hook runs sleep.
 if content != expected or dev_tools or os.getuid() == 0 or not shutil.which("sleep"):
     sys.exit(f"image content {content}, dev tools {dev_tools}, uid {os.getuid()}")
