@@ -14,6 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.errors import internal_error_response
 from app.core import metrics
 from app.core.logging import request_id_var
+from app.db.session import write_intent
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 logger = logging.getLogger("app.request")
 access_logger = logging.getLogger("app.access")
@@ -22,7 +25,7 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 class RequestContextMiddleware:
-    """Request id, X-Process-Time, the access log line, metrics, and the last-resort 500."""
+    """Request id, write intent, X-Process-Time, access log line, metrics, the last-resort 500."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -35,6 +38,7 @@ class RequestContextMiddleware:
         incoming = Headers(scope=scope).get("x-request-id", "")
         request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        intent = write_intent.set(scope["method"] not in SAFE_METHODS)
         status = 500
         started = False
 
@@ -60,6 +64,7 @@ class RequestContextMiddleware:
         finally:
             metrics.IN_FLIGHT.dec()
             self._record(scope, status, time.perf_counter() - start)
+            write_intent.reset(intent)
             request_id_var.reset(token)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:

@@ -1,6 +1,7 @@
 """The async engine and session factory, tuned per backend."""
 
 from collections.abc import AsyncGenerator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ from app.core.config import Settings, settings
 
 # Execution option: begin SQLite transactions holding the write lock (see exclusive_session).
 SQLITE_IMMEDIATE = "sqlite_immediate"
+# True while serving a request that may write (any method but GET, HEAD, OPTIONS): on SQLite its
+# transactions begin holding the write lock, so a read that later writes waits its turn at BEGIN
+# (up to SQLITE_BUSY_TIMEOUT_MS) instead of failing when another writer committed in between.
+write_intent: ContextVar[bool] = ContextVar("write_intent", default=False)
 
 
 def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
@@ -35,7 +40,7 @@ def _sqlite_setup(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front; a read that later writes could not wait for it.
-        immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE, False)
+        immediate = conn.get_execution_options().get(SQLITE_IMMEDIATE, False) or write_intent.get()
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
