@@ -4,9 +4,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -30,28 +32,41 @@ def script_env(database_url: str, port: int = 0, **extra_env: str) -> dict[str, 
     }
 
 
+@dataclass(frozen=True)
+class Service:
+    base_url: str
+    env: dict[str, str]
+    proc: "subprocess.Popen[bytes]"
+    log: Path
+
+    def output(self) -> str:
+        """Everything the service has logged so far."""
+        return self.log.read_text(errors="replace")
+
+
 @contextmanager
-def run_sh(
-    database_url: str, **extra_env: str
-) -> Iterator[tuple[str, dict[str, str], "subprocess.Popen[bytes]"]]:
-    """run.sh on the given database; yields the base URL once /healthz answers."""
+def run_sh(database_url: str, **extra_env: str) -> Iterator[Service]:
+    """run.sh on the given database; yields the service once /healthz answers."""
     port = free_port()
     env = script_env(database_url, port, **extra_env)
-    proc = subprocess.Popen(
-        ["bash", "run.sh"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
+    # A file, not a pipe: a pipe nobody reads fills up under load and stalls the server.
+    log = Path(tempfile.mkstemp(prefix="recipe-run-", suffix=".log")[1])
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            ["bash", "run.sh"],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    service = Service(f"http://127.0.0.1:{port}", env, proc, log)
+    base_url = service.base_url
     try:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while True:
             if proc.poll() is not None:
-                output = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"run.sh exited with {proc.returncode}:\n{output}")
+                pytest.fail(f"run.sh exited with {proc.returncode}:\n{service.output()}")
             try:
                 if httpx2.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                     break
@@ -60,10 +75,15 @@ def run_sh(
             if time.monotonic() > deadline:
                 pytest.fail("run.sh did not serve /healthz in time")
             time.sleep(0.2)
-        yield base_url, env, proc
+        yield service
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        if proc.stdout:
-            proc.stdout.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+            pytest.fail(f"run.sh did not stop on SIGTERM:\n{service.output()[-4000:]}")
+        finally:
+            log.unlink(missing_ok=True)
