@@ -21,6 +21,9 @@ DB_UNAVAILABLE: tuple[type[Exception], ...] = (
     ConnectionError,
     TimeoutError,
 )
+# SQLSTATEs of other DBAPI errors that mean the same: connection exceptions (08...), the server
+# shutting down, crashed or still starting (57P01-57P03), and no connection slot left.
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 
 class SafeJSONResponse(JSONResponse):
@@ -78,9 +81,21 @@ async def db_unavailable_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def dbapi_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """503 for a database error that means "unavailable now" (PostgreSQL starting up or shutting
+    down, a lost connection); any other is a bug and goes on to the last-resort 500."""
+    assert isinstance(exc, sa_exc.DBAPIError)
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if exc.connection_invalidated or sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+        return await db_unavailable_handler(request, exc)
+    raise exc
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     """Anything not handled here becomes a 500 in RequestContextMiddleware, with a request id."""
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(sa_exc.IntegrityError, integrity_error_handler)
     for exc_type in DB_UNAVAILABLE:
         app.add_exception_handler(exc_type, db_unavailable_handler)
+    # The handlers above are more specific, so this one sees only the other DBAPI errors.
+    app.add_exception_handler(sa_exc.DBAPIError, dbapi_error_handler)
