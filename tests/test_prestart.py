@@ -10,8 +10,8 @@ from sqlalchemy import func, select, text
 from app.db.init_db import SEED_RECIPES
 from app.db.session import make_engine
 from app.models import Recipe, User
-from tests.test_scripts import ROOT, script_env
 from tests.utils.db import alembic_config
+from tests.utils.server import ROOT, script_env
 
 REPLICAS = 4
 PRESTART_TIMEOUT_SECONDS = 180

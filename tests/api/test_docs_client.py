@@ -13,7 +13,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.test_scripts import run_sh
+from tests.utils.server import run_sh
 from tests.utils.utils import random_email
 
 PACKAGE = "recipe_client"
@@ -60,7 +60,8 @@ def _api(name: str) -> ModuleType:
 def test_generated_client_signs_up_logs_in_and_manages_a_recipe(
     fresh_database_url: str, generated: Path
 ) -> None:
-    with run_sh(fresh_database_url) as (base_url, _, _):
+    with run_sh(fresh_database_url) as service:
+        base_url = service.base_url
         _generate(httpx2.get(f"{base_url}/openapi.json", timeout=10).json(), generated)
         package = importlib.import_module(PACKAGE)
         models = importlib.import_module(f"{PACKAGE}.models")

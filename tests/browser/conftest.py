@@ -19,8 +19,8 @@ from playwright.sync_api import (
 )
 
 from app.core.config import settings
-from tests.test_scripts import run_sh
 from tests.utils.db import create_database, drop_database, new_database_url
+from tests.utils.server import run_sh
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
@@ -52,9 +52,9 @@ def base_url() -> Iterator[str]:
     url = new_database_url(os.environ.get("TEST_DATABASE_URL"))
     create_database(url)
     try:
-        with run_sh(url) as (server, _, _):
-            _add_recipes(server)
-            yield server
+        with run_sh(url) as service:
+            _add_recipes(service.base_url)
+            yield service.base_url
     finally:
         drop_database(url)
 
