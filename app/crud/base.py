@@ -9,6 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
 
 
+async def end_transaction(db: AsyncSession) -> None:
+    """Commit what the session has done so far, before slow work such as password hashing.
+
+    While the work runs, the session then holds no pooled connection (PostgreSQL) and no write
+    lock (SQLite); the objects it loaded stay usable (expire_on_commit=False).
+    """
+    if db.in_transaction():
+        await db.commit()
+
+
 class HasIntId(Protocol):
     id: Mapped[int]
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import settings
 from app.core.security import get_password_hash, hash_token, new_opaque_token
+from app.crud.base import end_transaction
 from app.models import PasswordResetToken, RefreshToken, User
 
 
@@ -135,6 +136,7 @@ class CRUDPasswordResetToken:
         user = await db.get(User, row.user_id)
         if user is None or not user.is_active:
             return None
+        await end_transaction(db)
         hashed = await get_password_hash(new_password)
         now = _now()
         # Conditional, so two requests racing with one token cannot both win.

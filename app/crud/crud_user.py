@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.security import get_password_hash, verify_password
-from app.crud.base import CRUDBase
+from app.crud.base import CRUDBase, end_transaction
 from app.crud.crud_recipe import _like_pattern
 from app.crud.crud_token import refresh_token
 from app.models import User
@@ -38,11 +38,13 @@ class CRUDUser(CRUDBase[User, UserRegister, UserUpdate]):
         return await self._newest_first(db, query, before_id=before_id, limit=limit)
 
     async def create(self, db: AsyncSession, *, obj_in: UserRegister) -> User:
+        await end_transaction(db)
+        hashed_password = await get_password_hash(obj_in.password)
         user = User(
             email=obj_in.email.lower(),
             first_name=obj_in.first_name,
             surname=obj_in.surname,
-            hashed_password=await get_password_hash(obj_in.password),
+            hashed_password=hashed_password,
             is_superuser=isinstance(obj_in, UserCreate) and obj_in.is_superuser,
         )
         return await self._save(db, user)
@@ -55,6 +57,7 @@ class CRUDUser(CRUDBase[User, UserRegister, UserUpdate]):
         data = dict(obj_in) if isinstance(obj_in, dict) else obj_in.model_dump(exclude_unset=True)
         password = data.pop("password", None)
         if password is not None:
+            await end_transaction(db)
             data["hashed_password"] = await get_password_hash(password)
         if "email" in data:
             data["email"] = data["email"].lower()
@@ -70,6 +73,7 @@ class CRUDUser(CRUDBase[User, UserRegister, UserUpdate]):
     async def authenticate(self, db: AsyncSession, *, email: str, password: str) -> User | None:
         """The active user with this email and password, else None. Same cost either way."""
         user = await self.get_by_email(db, email=email)
+        await end_transaction(db)
         valid, new_hash = await verify_password(password, user.hashed_password if user else None)
         if user is None or not valid or not user.is_active:
             return None

@@ -1,11 +1,11 @@
-"""Faults under load, against the real service on loopback: racing duplicate sign-ups, and
-a PostgreSQL outage in the middle of reads and writes."""
+"""Faults under load: racing duplicate sign-ups and a PostgreSQL outage against the real service
+on loopback, and a burst of password checks on a one-connection pool."""
 
 import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Self
 
@@ -13,12 +13,17 @@ import asyncpg
 import httpx2
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.core.config import settings
+from app.db.session import get_db, make_sessionmaker
+from app.main import app
 from tests.conftest import TEST_DATABASE_URL
-from tests.utils.db import create_database, new_database_url
+from tests.utils.db import create_database, migrate, new_database_url
 from tests.utils.postgres import PrivateCluster, find_pg_bin
 from tests.utils.server import run_sh
+from tests.utils.user import DEFAULT_PASSWORD, create_random_user
+from tests.utils.utils import random_email
 
 SIGNUP = "/api/v1/auth/signup"
 RACERS = 20
@@ -184,3 +189,53 @@ def test_database_outage_fails_fast_and_recovers_keeping_acknowledged_writes(
     assert {o.status for o in after} <= {200, 201}
     acknowledged = {o.recipe_id for o in outcomes if o.recipe_id is not None}
     assert acknowledged <= asyncio.run(_stored_recipe_ids(url))
+
+
+HASHERS = 12
+TIGHT_POOL_TIMEOUT_SECONDS = 0.5
+
+
+async def _burst_of_password_checks(url: str) -> Counter[int]:
+    # One connection, and a short wait for it: a request that kept it through an Argon2 hash
+    # (~0.1 s by design) would make the others time out with 503.
+    engine = create_async_engine(
+        url, pool_size=1, max_overflow=0, pool_timeout=TIGHT_POOL_TIMEOUT_SECONDS
+    )
+    sessions = make_sessionmaker(engine)
+
+    async def one_session() -> AsyncIterator[AsyncSession]:
+        async with sessions() as session:
+            yield session
+
+    async with sessions() as db:
+        user = await create_random_user(db)
+        email = user.email
+    app.dependency_overrides[get_db] = one_session
+    try:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as http:
+            login = {"username": email, "password": DEFAULT_PASSWORD}
+            logins = [http.post("/api/v1/auth/login", data=login) for _ in range(HASHERS)]
+            signups = [
+                http.post(
+                    SIGNUP,
+                    json={
+                        "email": random_email(),
+                        "password": "a-long-password",
+                        "first_name": "H",
+                        "surname": "S",
+                    },
+                )
+                for _ in range(HASHERS)
+            ]
+            responses = await asyncio.gather(*logins, *signups)
+    finally:
+        app.dependency_overrides.pop(get_db, None)
+        await engine.dispose()
+    return Counter(r.status_code for r in responses)
+
+
+def test_password_hashing_holds_no_database_connection(fresh_database_url: str) -> None:
+    migrate(fresh_database_url)
+    statuses = asyncio.run(_burst_of_password_checks(fresh_database_url))
+    assert statuses == Counter({200: HASHERS, 201: HASHERS})
