@@ -1,5 +1,6 @@
 """The async engine and session factory, tuned per backend."""
 
+import logging
 from collections.abc import AsyncGenerator
 from contextvars import ContextVar
 from pathlib import Path
@@ -15,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.core.config import Settings, settings
+
+logger = logging.getLogger(__name__)
 
 # Execution option: begin SQLite transactions holding the write lock (see exclusive_session).
 SQLITE_IMMEDIATE = "sqlite_immediate"
@@ -73,5 +76,13 @@ SessionLocal = make_sessionmaker(engine)
 
 async def get_db() -> AsyncGenerator[AsyncSession]:
     """One session per request; CRUD methods commit their own writes."""
-    async with SessionLocal() as session:
+    session = SessionLocal()
+    try:
         yield session
+    finally:
+        try:
+            await session.close()
+        except Exception as exc:
+            # This runs after the response went out: raising would only make the server drop
+            # the client's keep-alive connection. A connection lost here is discarded by the pool.
+            logger.warning("closing the session failed: %s", type(exc).__name__)

@@ -2,11 +2,17 @@
 
 from pathlib import Path
 
+import httpx2
+import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from app.core.config import settings
-from app.db.session import get_db, make_engine
+from app.db import session as session_module
+from app.db.session import engine, get_db, make_engine
+from app.main import app
 
 
 async def test_sqlite_connections_get_pragmas(tmp_path: Path) -> None:
@@ -43,3 +49,26 @@ async def test_get_db_yields_a_working_session(database_url: str) -> None:
         assert (await session.execute(text("SELECT 1"))).scalar() == 1
     finally:
         await sessions.aclose()
+
+
+class LostConnectionSession(AsyncSession):
+    """Closing fails, as it does when the connection died under the session."""
+
+    async def close(self) -> None:
+        await super().close()
+        raise sa_exc.OperationalError("ROLLBACK", None, ConnectionResetError("connection lost"))
+
+
+async def test_session_close_failure_is_logged_not_raised(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert database_url == settings.DATABASE_URL
+    monkeypatch.setattr(
+        session_module, "SessionLocal", async_sessionmaker(engine, class_=LostConnectionSession)
+    )
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
+        first = await client.get("/api/v1/recipes")
+        second = await client.get("/api/v1/recipes")
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert any("closing the session failed" in r.getMessage() for r in caplog.records)
