@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.db.session import get_db
+from app.db.session import get_db, write_intent
 from app.main import create_app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
@@ -187,3 +187,22 @@ async def test_authenticated_and_personal_reads_are_never_public(
     assert mine.headers["cache-control"] == "private, no-cache"
     assert missing.headers["cache-control"] == "no-store"
     assert write.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("method", "intent"), [("GET", False), ("HEAD", False), ("POST", True), ("DELETE", True)]
+)
+async def test_requests_that_may_write_carry_write_intent(method: str, intent: bool) -> None:
+    app = create_app(make_settings())
+    seen: list[bool] = []
+
+    async def probe() -> None:
+        seen.append(write_intent.get())
+
+    app.add_api_route("/probe", probe, methods=[method])
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:
+        response = await c.request(method, "/probe")
+    assert response.status_code == 200
+    assert seen == [intent]
+    assert write_intent.get() is False

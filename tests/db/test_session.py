@@ -11,7 +11,7 @@ from sqlalchemy.pool import QueuePool
 
 from app.core.config import settings
 from app.db import session as session_module
-from app.db.session import engine, get_db, make_engine
+from app.db.session import engine, get_db, make_engine, write_intent
 from app.main import app
 
 
@@ -72,3 +72,25 @@ async def test_session_close_failure_is_logged_not_raised(
         second = await client.get("/api/v1/recipes")
     assert (first.status_code, second.status_code) == (200, 200)
     assert any("closing the session failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_write_intent_takes_the_sqlite_write_lock_at_begin(tmp_path: Path) -> None:
+    engine = make_engine(
+        f"sqlite+aiosqlite:///{tmp_path}/app.db",
+        settings.model_copy(update={"SQLITE_BUSY_TIMEOUT_MS": 0}),
+    )
+    token = write_intent.set(True)
+    try:
+        async with engine.connect() as writer, engine.connect() as other:
+            await writer.begin()
+            # A second writer is turned away at BEGIN, before it has read anything...
+            with pytest.raises(sa_exc.OperationalError, match="database is locked"):
+                await other.begin()
+            await other.rollback()
+            write_intent.set(False)
+            # ...while a reader begins as usual.
+            await other.begin()
+            assert (await other.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        write_intent.reset(token)
+        await engine.dispose()
