@@ -5,9 +5,9 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Self
+from typing import ParamSpec, Self, TypeVar
 
 import asyncpg
 import httpx2
@@ -15,7 +15,9 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from app.core import security
 from app.core.config import settings
+from app.crud import crud_user
 from app.db.session import get_db, make_sessionmaker
 from app.main import app
 from tests.conftest import TEST_DATABASE_URL
@@ -27,6 +29,8 @@ from tests.utils.utils import random_email
 
 SIGNUP = "/api/v1/auth/signup"
 RACERS = 20
+P = ParamSpec("P")
+T = TypeVar("T")
 RECIPE = {"label": "Load", "source": "Test Kitchen", "url": "https://example.com/load"}
 
 
@@ -191,13 +195,14 @@ def test_database_outage_fails_fast_and_recovers_keeping_acknowledged_writes(
     assert acknowledged <= asyncio.run(_stored_recipe_ids(url))
 
 
-HASHERS = 12
-TIGHT_POOL_TIMEOUT_SECONDS = 0.5
+HASHERS = 6
+HASH_SECONDS = 1.0
+TIGHT_POOL_TIMEOUT_SECONDS = 2.0
 
 
 async def _burst_of_password_checks(url: str) -> Counter[int]:
-    # One connection, and a short wait for it: a request that kept it through an Argon2 hash
-    # (~0.1 s by design) would make the others time out with 503.
+    # One connection, and a bounded wait for it: were it kept through the (slowed) hashing,
+    # requests would queue behind each other's hashes and most would time out with 503.
     engine = create_async_engine(
         url, pool_size=1, max_overflow=0, pool_timeout=TIGHT_POOL_TIMEOUT_SECONDS
     )
@@ -235,7 +240,19 @@ async def _burst_of_password_checks(url: str) -> Counter[int]:
     return Counter(r.status_code for r in responses)
 
 
-def test_password_hashing_holds_no_database_connection(fresh_database_url: str) -> None:
+def test_password_hashing_holds_no_database_connection(
+    fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slower hash makes the difference plain however busy the machine is.
+    def slowed(hashing: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        async def slow(*args: P.args, **kwargs: P.kwargs) -> T:
+            await asyncio.sleep(HASH_SECONDS)
+            return await hashing(*args, **kwargs)
+
+        return slow
+
+    monkeypatch.setattr(crud_user, "get_password_hash", slowed(security.get_password_hash))
+    monkeypatch.setattr(crud_user, "verify_password", slowed(security.verify_password))
     migrate(fresh_database_url)
     statuses = asyncio.run(_burst_of_password_checks(fresh_database_url))
     assert statuses == Counter({200: HASHERS, 201: HASHERS})
