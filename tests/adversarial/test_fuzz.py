@@ -1,0 +1,98 @@
+"""Schemathesis over every operation, anonymous, as a user and as a superuser, then stateful."""
+
+import os
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from hypothesis import HealthCheck
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.adversarial.conftest import FUZZ_APP, FuzzApp
+
+# fast: every operation a few times, derandomized, well under a minute on SQLite; the README's
+# test command runs it. deep: many more examples and longer stateful runs, for CI's PostgreSQL leg.
+PROFILES: dict[str, dict[str, int]] = {
+    "fast": {"examples": 6, "stateful_examples": 5, "steps": 10},
+    "deep": {"examples": 60, "stateful_examples": 40, "steps": 25},
+}
+PROFILE_NAME = os.environ.get("FUZZ_PROFILE", "fast")
+if PROFILE_NAME not in PROFILES:
+    raise pytest.UsageError(f"FUZZ_PROFILE must be one of {sorted(PROFILES)}, not {PROFILE_NAME!r}")
+PROFILE = PROFILES[PROFILE_NAME]
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+ROLES = ["anonymous", "user", "superuser"]
+AnyCase = schemathesis.Case[Any]
+
+
+def _settings(max_examples: int, **extra: Any) -> hypothesis.settings:
+    return hypothesis.settings(
+        max_examples=max_examples,
+        # Reproducible in CI, and nothing written to a .hypothesis directory.
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        **extra,
+    )
+
+
+schema = schemathesis.openapi.from_dict(
+    FUZZ_APP.app.openapi(),  # type: ignore[attr-defined]
+    config=schemathesis.Config.from_dict(
+        {"generation": {"mode": "all", "max-examples": PROFILE["examples"]}}
+    ),
+)
+# Requests go to the app in-process; its lifespan is started by the fuzz_app fixture.
+schema.app = FUZZ_APP
+
+
+# One test per role: Schemathesis' lazy parametrization cannot be crossed with pytest's.
+@schema.parametrize()
+@hypothesis.settings(_settings(PROFILE["examples"]))
+def test_operation_conforms_anonymously(case: AnyCase, fuzz_app: FuzzApp) -> None:
+    case.call_and_validate(headers=fuzz_app.headers("anonymous"), checks=CHECKS)
+
+
+@schema.parametrize()
+@hypothesis.settings(_settings(PROFILE["examples"]))
+def test_operation_conforms_as_user(case: AnyCase, fuzz_app: FuzzApp) -> None:
+    case.call_and_validate(headers=fuzz_app.headers("user"), checks=CHECKS)
+
+
+@schema.parametrize()
+@hypothesis.settings(_settings(PROFILE["examples"]))
+def test_operation_conforms_as_superuser(case: AnyCase, fuzz_app: FuzzApp) -> None:
+    case.call_and_validate(headers=fuzz_app.headers("superuser"), checks=CHECKS)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_stateful_sequences_conform_for_role(fuzz_app: FuzzApp, role: str) -> None:
+    headers = fuzz_app.headers(role)
+
+    class Machine(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, _case: AnyCase) -> dict[str, Any]:
+            return {"headers": headers}
+
+        def validate_response(
+            self, response: schemathesis.Response, case: AnyCase, **_: Any
+        ) -> None:
+            case.validate_response(response, checks=CHECKS, headers=headers)
+
+    Machine.run(
+        settings=_settings(PROFILE["stateful_examples"], stateful_step_count=PROFILE["steps"])
+    )
