@@ -53,7 +53,7 @@ def _sign(claims: dict[str, Any], **kwargs: Any) -> str:
 
 async def _me(client: httpx2.AsyncClient, token: str) -> httpx2.Response:
     # As raw bytes, so non-ASCII garbage reaches the server as a client could send it.
-    return await client.get(ME, headers={"Authorization": f"Bearer {token}".encode("latin-1")})
+    return await client.get(ME, headers={b"Authorization": f"Bearer {token}".encode("latin-1")})
 
 
 def _assert_refused(response: httpx2.Response) -> None:
