@@ -266,3 +266,26 @@ async def test_read_with_bad_number_or_text_is_422_naming_it(
     response = await client.get(path)
     assert response.status_code == 422, response.text
     assert says in _messages(response)
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "Crème brûlée",
+        "e\u0301clair",  # a combining accent
+        "\u202egnirts desrever",  # right-to-left override
+        "zero\u200bwidth",
+        "\U0001f35c ramen",  # outside the Basic Multilingual Plane
+        "\ufeffbom",
+        "\u00a0nbsp\u00a0",
+    ],
+)
+async def test_create_recipe_with_unicode_edge_case_keeps_it_exactly(
+    client: httpx2.AsyncClient, normal_user: User, label: str
+) -> None:
+    # Valid text is not a bad input: it is stored and given back code point for code point.
+    body = {"label": label, "source": "Grandma", "url": "https://example.com/soup"}
+    response = await client.post(RECIPES, json=body, headers=auth_headers(normal_user.id))
+    assert response.status_code == 201, response.text
+    read = await client.get(f"{RECIPES}/{response.json()['id']}")
+    assert read.json()["label"] == label.strip()

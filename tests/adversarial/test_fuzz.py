@@ -96,3 +96,20 @@ def test_stateful_sequences_conform_for_role(fuzz_app: FuzzApp, role: str) -> No
     Machine.run(
         settings=_settings(PROFILE["stateful_examples"], stateful_step_count=PROFILE["steps"])
     )
+
+
+@pytest.mark.parametrize(
+    ("producer", "consumer"),
+    [
+        ("POST_api_v1_recipes___201", "GET_api_v1_recipes_recipe_id_"),
+        ("POST_api_v1_recipes___201", "PATCH_api_v1_recipes_recipe_id_"),
+        ("POST_api_v1_recipes___201", "DELETE_api_v1_recipes_recipe_id_"),
+        ("POST_api_v1_users___201", "GET_api_v1_users_user_id_"),
+        ("POST_api_v1_auth_signup___201", "PATCH_api_v1_users_user_id_"),
+    ],
+)
+def test_state_machine_links_producer_to_consumer(producer: str, consumer: str) -> None:
+    # The stateful runs only chain calls where a response feeds a path parameter; this holds
+    # while the parameters are named recipe_id and user_id after the `id` they take.
+    rules = [name for name in dir(schema.as_state_machine()) if name.startswith(producer)]
+    assert any(rule.endswith(consumer) for rule in rules), rules
