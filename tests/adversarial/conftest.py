@@ -1,11 +1,13 @@
 """The fuzz target: a fresh app on a database of its own, driven in-process by Schemathesis."""
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
 import pytest
 from schemathesis.python import asgi
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -13,6 +15,7 @@ from app.api.deps import SessionFactory, get_ideas_client, get_session_factory
 from app.clients.ideas import IdeasClient, open_ideas_client
 from app.core.config import Settings
 from app.core.security import SCOPES
+from app.db.base import Base
 from app.db.session import get_db, make_engine, make_sessionmaker
 from app.main import create_app
 from tests.conftest import TEST_DATABASE_URL
@@ -56,11 +59,36 @@ class FuzzApp:
         engine = make_engine(self.database_url)
         self._stack.push_async_callback(engine.dispose)
         sessions = make_sessionmaker(engine)
+        await self._seed(sessions)
+        ideas = await self._stack.enter_async_context(open_ideas_client(self.ideas_settings))
+        self._override(sessions, ideas)
+
+    async def _seed(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         async with sessions() as db:
             self.user_id = (await create_random_user(db)).id
             self.superuser_id = (await create_random_user(db, is_superuser=True)).id
-        ideas = await self._stack.enter_async_context(open_ideas_client(self.ideas_settings))
-        self._override(sessions, ideas)
+
+    def reset(self) -> None:
+        """Empty every table and seed the two users again, so each stateful scenario starts
+        from the same state: Hypothesis replays a scenario and needs the same answers to it."""
+
+        async def wipe_and_seed() -> None:
+            # Its own engine on its own loop: the app's connections stay on theirs.
+            engine = make_engine(self.database_url)
+            try:
+                async with engine.begin() as conn:
+                    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+                    if engine.dialect.name == "postgresql":
+                        quoted = ", ".join(f'"{name}"' for name in tables)
+                        await conn.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+                    else:
+                        for name in tables:
+                            await conn.execute(text(f'DELETE FROM "{name}"'))
+                await self._seed(make_sessionmaker(engine))
+            finally:
+                await engine.dispose()
+
+        asyncio.run(wipe_and_seed())
 
     def _override(self, sessions: async_sessionmaker[AsyncSession], ideas: IdeasClient) -> None:
         async def own_db() -> AsyncIterator[AsyncSession]:
