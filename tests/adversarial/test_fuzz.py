@@ -42,7 +42,7 @@ AnyCase = schemathesis.Case[Any]
 def _settings(max_examples: int, **extra: Any) -> hypothesis.settings:
     return hypothesis.settings(
         max_examples=max_examples,
-        # Reproducible in CI, and nothing written to a .hypothesis directory.
+        # The same examples on every run, and no example database for one run to sway the next.
         derandomize=True,
         database=None,
         deadline=None,
@@ -61,23 +61,31 @@ schema = schemathesis.openapi.from_dict(
 schema.app = FUZZ_APP
 
 
-# One test per role: Schemathesis' lazy parametrization cannot be crossed with pytest's.
+@pytest.fixture
+def fresh_app(fuzz_app: FuzzApp) -> FuzzApp:
+    """The fuzz app with only its two users, so no operation sees what an earlier one did (such
+    as a superuser deactivating the user) and each run of an operation is the same."""
+    fuzz_app.reset()
+    return fuzz_app
+
+
+# One test per role: Schemathesis' parametrization cannot be crossed with pytest's.
 @schema.parametrize()
 @hypothesis.settings(_settings(PROFILE["examples"]))
-def test_operation_conforms_anonymously(case: AnyCase, fuzz_app: FuzzApp) -> None:
-    case.call_and_validate(headers=fuzz_app.headers("anonymous"), checks=CHECKS)
+def test_operation_conforms_anonymously(case: AnyCase, fresh_app: FuzzApp) -> None:
+    case.call_and_validate(headers=fresh_app.headers("anonymous"), checks=CHECKS)
 
 
 @schema.parametrize()
 @hypothesis.settings(_settings(PROFILE["examples"]))
-def test_operation_conforms_as_user(case: AnyCase, fuzz_app: FuzzApp) -> None:
-    case.call_and_validate(headers=fuzz_app.headers("user"), checks=CHECKS)
+def test_operation_conforms_as_user(case: AnyCase, fresh_app: FuzzApp) -> None:
+    case.call_and_validate(headers=fresh_app.headers("user"), checks=CHECKS)
 
 
 @schema.parametrize()
 @hypothesis.settings(_settings(PROFILE["examples"]))
-def test_operation_conforms_as_superuser(case: AnyCase, fuzz_app: FuzzApp) -> None:
-    case.call_and_validate(headers=fuzz_app.headers("superuser"), checks=CHECKS)
+def test_operation_conforms_as_superuser(case: AnyCase, fresh_app: FuzzApp) -> None:
+    case.call_and_validate(headers=fresh_app.headers("superuser"), checks=CHECKS)
 
 
 @pytest.mark.parametrize("role", ROLES)
