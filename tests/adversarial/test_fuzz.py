@@ -20,7 +20,7 @@ from tests.adversarial.conftest import FUZZ_APP, FuzzApp
 # fast: every operation a few times, derandomized, well under a minute on SQLite; the README's
 # test command runs it. deep: many more examples and longer stateful runs, for CI's PostgreSQL leg.
 PROFILES: dict[str, dict[str, int]] = {
-    "fast": {"examples": 6, "stateful_examples": 5, "steps": 10},
+    "fast": {"examples": 4, "stateful_examples": 4, "steps": 10},
     "deep": {"examples": 40, "stateful_examples": 25, "steps": 20},
 }
 PROFILE_NAME = os.environ.get("FUZZ_PROFILE", "fast")
