@@ -22,6 +22,7 @@ from app.api.middleware import (
     CacheHeadersMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
+    StrictJSONMiddleware,
 )
 from app.api.pages import router as pages_router
 from app.api.responses import errors
@@ -80,8 +81,9 @@ def create_app(config: Settings = settings) -> FastAPI:
 
     # Added innermost first; a request passes them in the reverse order:
     # RequestContext -> TrustedHost -> SecurityHeaders -> CORS -> GZip -> CacheHeaders
-    # -> BodySizeLimit -> routes. The request id and access log thus cover every answer,
-    # a foreign Host is refused before any work, and ETags hash the uncompressed body.
+    # -> BodySizeLimit -> StrictJSON -> routes. The request id and access log thus cover every
+    # answer, a foreign Host is refused before any work, and ETags hash the uncompressed body.
+    app.add_middleware(StrictJSONMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(
         CacheHeadersMiddleware,

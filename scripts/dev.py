@@ -59,6 +59,12 @@ def test(args: list[str]) -> None:
     _run(BIN / "python", "-m", "pytest", "--cov", "--cov-report=term", *args, env=_env())
 
 
+def adversarial(args: list[str]) -> None:
+    """Only tests/adversarial (fuzzing, JWT attacks, bad input); FUZZ_PROFILE=fast or deep."""
+    install()
+    _run(BIN / "python", "-m", "pytest", "tests/adversarial", *args, env=_env())
+
+
 def test_browser(args: list[str]) -> None:
     """Only the browser tests, in headless Chromium (/usr/bin/chromium, or CHROMIUM_PATH)."""
     install()
@@ -116,6 +122,7 @@ VERBS = {
     "run": run,
     "test": test,
     "test-browser": test_browser,
+    "adversarial": adversarial,
     "lint": lint,
     "format": fmt,
     "typecheck": typecheck,

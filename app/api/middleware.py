@@ -1,6 +1,7 @@
-"""Pure ASGI middleware: request context, security headers, caching headers and a body limit."""
+"""Pure ASGI middleware: request context, security and cache headers, body limit, strict JSON."""
 
 import hashlib
+import json
 import logging
 import re
 import time
@@ -11,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import internal_error_response
+from app.api.errors import SafeJSONResponse, internal_error_response
 from app.core import metrics
 from app.core.logging import request_id_var
 from app.db.session import write_intent
@@ -246,3 +247,115 @@ class BodySizeLimitMiddleware:
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         await JSONResponse({"detail": self._detail()}, status_code=413)(scope, receive, send)
+
+
+# Request bodies are flat objects; anything nested deeper than this is an attack or a mistake.
+MAX_JSON_DEPTH = 32
+
+
+class _JSONRejected(ValueError):
+    """Why a JSON body is refused, with the offset it was found at when there is one."""
+
+    def __init__(self, msg: str, position: int = 0) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.position = position
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _JSONRejected(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> object:
+    raise _JSONRejected(f"{name} is not valid JSON")
+
+
+def _depth(value: object) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def check_json_body(body: bytes) -> None:
+    """Raise _JSONRejected for what json.loads would accept but a strict reader should not:
+    bytes that are not UTF-8, duplicate keys, NaN and Infinity, and deep nesting."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _JSONRejected("body is not UTF-8 text", exc.start) from exc
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise _JSONRejected(f"JSON decode error: {exc.msg}", exc.pos) from exc
+    except RecursionError as exc:
+        raise _JSONRejected(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise _JSONRejected(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _is_json(content_type: str | None) -> bool:
+    # The same rule FastAPI uses to decide that a body is JSON: no type, or application/*json.
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+class StrictJSONMiddleware:
+    """422 with FastAPI's error shape for a JSON body that is malformed, not UTF-8, has duplicate
+    keys, NaN or Infinity, or deep nesting, which Python's parser would take or answer 400 to."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(Headers(scope=scope).get("content-type")):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # The client is gone.
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+        except HTTPException as exc:
+            # The body limit fires inside receive(); this layer sits outside the exception
+            # middleware that would answer it otherwise.
+            response = JSONResponse(
+                {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+            )
+            await response(scope, receive, send)
+            return
+        body = b"".join(chunks)
+        if body:
+            try:
+                check_json_body(body)
+            except _JSONRejected as exc:
+                error = {"type": "json_invalid", "loc": ["body", exc.position], "msg": exc.msg}
+                await SafeJSONResponse({"detail": [error]}, status_code=422)(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)

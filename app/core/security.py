@@ -21,6 +21,8 @@ from app.core.config import settings
 ALGORITHM = "HS256"
 ACCESS_TOKEN_TYPE = "access"
 BCRYPT_MAX_BYTES = 72
+# Ours are a few hundred characters; anything far longer is refused before it is parsed.
+MAX_TOKEN_LENGTH = 2048
 
 # OAuth2 scopes, with the text Swagger's Authorize dialog shows for each.
 SCOPE_RECIPES_WRITE = "recipes:write"
@@ -110,6 +112,8 @@ def create_access_token(
 
 def decode_access_token(token: str) -> AccessClaims:
     """Return the subject and scopes of a valid access token, or raise InvalidTokenError."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidTokenError("token too long")
     try:
         payload = jwt.decode(
             token,
