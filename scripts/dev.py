@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 LOCK = ROOT / "requirements-dev.txt"
-PY_FILES = ["app", "tests", "alembic", "scripts"]
+PY_FILES = ["app", "tests", "alembic", "scripts", "bench"]
 
 
 def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -63,6 +63,12 @@ def test_browser(args: list[str]) -> None:
     """Only the browser tests, in headless Chromium (/usr/bin/chromium, or CHROMIUM_PATH)."""
     install()
     _run(BIN / "python", "-m", "pytest", "-m", "browser", "tests/browser", *args, env=_env())
+
+
+def bench(args: list[str]) -> None:
+    """The benchmark against the raw baseline (needs wrk and PostgreSQL); --smoke for seconds."""
+    install()
+    _run(BIN / "python", "-m", "bench.run", *args, env=_env())
 
 
 def lint(_: list[str]) -> None:
@@ -116,6 +122,7 @@ VERBS = {
     "run": run,
     "test": test,
     "test-browser": test_browser,
+    "bench": bench,
     "lint": lint,
     "format": fmt,
     "typecheck": typecheck,
