@@ -2,13 +2,15 @@
 PY ?= python3
 DEV := $(PY) scripts/dev.py
 
-.PHONY: install run test test-pg test-browser lint format typecheck layers check lock
+.PHONY: install run test test-pg test-browser bench bench-smoke lint format typecheck layers check lock
 
 install:   ; $(DEV) install
 run:       ; $(DEV) run
 test:      ; $(DEV) test
 test-pg:   ; TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/postgres} $(DEV) test
 test-browser: ; $(DEV) test-browser
+bench:     ; $(DEV) bench
+bench-smoke: ; $(DEV) bench --smoke
 lint:      ; $(DEV) lint
 format:    ; $(DEV) format
 typecheck: ; $(DEV) typecheck

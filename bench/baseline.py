@@ -130,9 +130,7 @@ async def _create(pool: asyncpg.Pool, scope: Scope, receive: Receive) -> tuple[i
         claims = jwt.decode(auth.removeprefix("Bearer "), _secret(), algorithms=["HS256"])
     except jwt.PyJWTError:
         return 401, {"detail": "Could not validate credentials"}
-    user = await pool.fetchrow(
-        'SELECT id, is_active FROM "user" WHERE id = $1', int(claims["sub"])
-    )
+    user = await pool.fetchrow('SELECT id, is_active FROM "user" WHERE id = $1', int(claims["sub"]))
     if user is None or not user["is_active"] or SCOPE_WRITE not in claims["scope"].split():
         return 401, {"detail": "Could not validate credentials"}
     body = json.loads(await _body(receive))

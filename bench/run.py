@@ -13,7 +13,6 @@ import platform
 import secrets
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,10 +47,17 @@ class Profile:
     open_seconds: float
     datasets: list[tuple[str, str, int]]  # name, "pg" | "sqlite", recipes
     extras: bool  # WORKERS=2, logins under load, EXPLAIN
+    endpoints: tuple[str, ...] = ()  # empty: all
+    compare: Path | None = None  # another checkout, served alongside as "before"
 
 
-FULL = Profile(3, 4, 3.0, [("pg-1m", "pg", 1_000_000), ("pg-10k", "pg", 10_000),
-                          ("sqlite-10k", "sqlite", 10_000)], extras=True)  # fmt: skip
+FULL = Profile(
+    3,
+    4,
+    3.0,
+    [("pg-1m", "pg", 1_000_000), ("pg-10k", "pg", 10_000), ("sqlite-10k", "sqlite", 10_000)],
+    extras=True,
+)
 SMOKE = Profile(1, 1, 1.0, [("pg-2k", "pg", 2_000), ("sqlite-2k", "sqlite", 2_000)], extras=False)
 
 
@@ -106,11 +112,13 @@ async def wait_ready(port: int, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def start(name: str, cmd: list[str], env: dict[str, str], port: int, log: Path) -> Server:
+async def start(
+    name: str, cmd: list[str], env: dict[str, str], port: int, log: Path, cwd: Path = ROOT
+) -> Server:
     began = time.monotonic()
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
         await wait_ready(port)
@@ -153,7 +161,9 @@ def worker_rss_mb(server: Server) -> list[float]:
     return rss
 
 
-def service_env(database_url: str, secret: str, port: int, workers: int, tmp: Path) -> dict[str, str]:
+def service_env(
+    database_url: str, secret: str, port: int, workers: int, tmp: Path
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "BENCH_"))}
     env.update(
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
@@ -177,19 +187,37 @@ def service_env(database_url: str, secret: str, port: int, workers: int, tmp: Pa
     return env
 
 
-async def start_service(db_url: str, secret: str, workers: int, cores: str, tmp: Path) -> Server:
+async def start_service(
+    db_url: str, secret: str, workers: int, cores: str, tmp: Path, root: Path = ROOT
+) -> Server:
     port = free_port()
     env = service_env(db_url, secret, port, workers, tmp)
-    cmd = ["taskset", "-c", cores, "bash", str(ROOT / "run.sh")]
-    return await start(f"service W={workers}", cmd, env, port, tmp / f"service-{port}.log")
+    cmd = ["taskset", "-c", cores, "bash", str(root / "run.sh")]
+    log = tmp / f"service-{port}.log"
+    return await start(f"service W={workers}", cmd, env, port, log, cwd=root)
 
 
 async def start_baseline(dsn: str, secret: str, workers: int, cores: str, tmp: Path) -> Server:
     port = free_port()
     env = dict(os.environ, BENCH_DSN=dsn, BENCH_SECRET_KEY=secret)
-    cmd = ["taskset", "-c", cores, str(BIN / "python"), "-m", "uvicorn", "bench.baseline:app",
-           "--host", HOST, "--port", str(port), "--workers", str(workers),
-           "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    cmd = [
+        "taskset",
+        "-c",
+        cores,
+        str(BIN / "python"),
+        "-m",
+        "uvicorn",
+        "bench.baseline:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     return await start(f"baseline W={workers}", cmd, env, port, tmp / f"baseline-{port}.log")
 
 
@@ -217,14 +245,35 @@ def lua(text: str) -> str:
     return json.dumps(text)  # a JSON string is a valid Lua string literal for this text
 
 
-def run_wrk(port: int, ep: Endpoint, max_id: int, seconds: int, core: str, tmp: Path) -> dict[str, float]:
+def run_wrk(
+    port: int, ep: Endpoint, max_id: int, seconds: int, core: str, tmp: Path
+) -> dict[str, float]:
     headers = "{" + ", ".join(f"[{lua(k)}] = {lua(v)}" for k, v in ep.headers.items()) + "}"
     script = tmp / f"wrk-{ep.name}.lua"
-    script.write_text(WRK_SCRIPT % {"path": lua(ep.path), "max_id": max_id,
-                                    "method": lua(ep.method), "headers": headers,
-                                    "body": lua(ep.body.decode()) if ep.body else "nil"})  # fmt: skip
-    cmd = ["taskset", "-c", core, "wrk", "-t1", f"-c{ep.connections}", f"-d{seconds}s",
-           "-s", str(script), f"http://{HOST}:{port}/"]  # fmt: skip
+    script.write_text(
+        WRK_SCRIPT
+        % {
+            "path": lua(ep.path),
+            "max_id": max_id,
+            "method": lua(ep.method),
+            "headers": headers,
+            "body": lua(ep.body.decode()) if ep.body else "nil",
+        }
+    )
+    cmd = [
+        "taskset",
+        "-c",
+        core,
+        "wrk",
+        "-t1",
+        f"-c{ep.connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://{HOST}:{port}/",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("WRKJSON "))
     data = json.loads(line.removeprefix("WRKJSON "))
@@ -245,8 +294,9 @@ def cursor(before_id: int) -> str:
 
 def endpoints(recipes: int, token: str) -> list[Endpoint]:
     form = f"username={quote(seed.BENCH_EMAIL)}&password={quote(seed.BENCH_PASSWORD)}".encode()
-    body = json.dumps({"label": "Bench Stew", "source": "Bench",
-                       "url": "https://recipes.bench.example.com/new"}).encode()  # fmt: skip
+    body = json.dumps(
+        {"label": "Bench Stew", "source": "Bench", "url": "https://recipes.bench.example.com/new"}
+    ).encode()
     deep = cursor(recipes - int(recipes * 0.9))
     return [
         Endpoint("healthz", "GET", "/healthz"),
@@ -255,11 +305,22 @@ def endpoints(recipes: int, token: str) -> list[Endpoint]:
         Endpoint("list-deep", "GET", f"{API}/recipes?limit=20&cursor={deep}"),
         Endpoint("search-common", "GET", f"{API}/recipes/search?keyword={seed.COMMON_KEYWORD}"),
         Endpoint("search-rare", "GET", f"{API}/recipes/search?keyword={seed.RARE_KEYWORD}"),
-        Endpoint("create", "POST", f"{API}/recipes", body,
-                 {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}),
-        Endpoint("login", "POST", f"{API}/auth/login", form,
-                 {"Content-Type": "application/x-www-form-urlencoded"}, connections=4),
-    ]  # fmt: skip
+        Endpoint(
+            "create",
+            "POST",
+            f"{API}/recipes",
+            body,
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        ),
+        Endpoint(
+            "login",
+            "POST",
+            f"{API}/auth/login",
+            form,
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            connections=4,
+        ),
+    ]
 
 
 async def login(port: int) -> str:
@@ -316,7 +377,9 @@ async def measure(
     for r in range(prof.rounds):
         order = list(servers) if r % 2 == 0 else list(reversed(servers))
         for name in order:
-            wrk[name].append(run_wrk(servers[name].port, ep, max_id, prof.wrk_seconds, load_core, tmp))
+            # A login costs an Argon2id hash: too few finish in a one-second run to count.
+            seconds = max(prof.wrk_seconds, 3) if ep.name == "login" else prof.wrk_seconds
+            wrk[name].append(run_wrk(servers[name].port, ep, max_id, seconds, load_core, tmp))
     rps = {name: median([w["rps"] for w in runs]) for name, runs in wrk.items()}
     # One fixed rate for both, half of what the slower one holds, so neither is saturated.
     rate = max(2.0, min(1000.0, 0.5 * min(rps.values())))
@@ -325,8 +388,11 @@ async def measure(
         order = list(servers) if r % 2 == 0 else list(reversed(servers))
         for name in order:
             make: Callable[[int], Request] = lambda i: ep.request(i, max_id)  # noqa: E731
-            lat[name].append(await open_loop(HOST, servers[name].port, make, rate=rate,
-                                             seconds=prof.open_seconds))  # fmt: skip
+            lat[name].append(
+                await open_loop(
+                    HOST, servers[name].port, make, rate=rate, seconds=prof.open_seconds
+                )
+            )
     out: dict[str, Any] = {"endpoint": ep.name, "rate": rate}
     for name in servers:
         s = summary(lat[name])
@@ -340,9 +406,17 @@ async def measure(
         }
     if "baseline" in servers:
         out["ratio"] = rps["ours"] / rps["baseline"] if rps["baseline"] else float("nan")
-    print(f"  {ep.name:14} " + "  ".join(
-        f"{n}: {out[n]['rps']:8.1f} req/s p50 {out[n]['p50_ms']:6.2f} ms p99 {out[n]['p99_ms']:7.2f} ms"
-        f" non-2xx {out[n]['non_2xx']}" for n in servers), flush=True)  # fmt: skip
+    if "before" in servers:
+        out["after_before"] = rps["ours"] / rps["before"] if rps["before"] else float("nan")
+    print(
+        f"  {ep.name:14} "
+        + "  ".join(
+            f"{n}: {out[n]['rps']:8.1f} req/s p50 {out[n]['p50_ms']:6.2f} ms "
+            f"p99 {out[n]['p99_ms']:7.2f} ms non-2xx {out[n]['non_2xx']}"
+            for n in servers
+        ),
+        flush=True,
+    )
     return out
 
 
@@ -368,8 +442,13 @@ async def pg_database(server_dsn: str) -> AsyncIterator[str]:
 
 def alembic(database_url: str, target: str) -> None:
     env = dict(os.environ, DATABASE_URL=database_url, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    subprocess.run([str(BIN / "alembic"), "upgrade", target], cwd=ROOT, env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [str(BIN / "alembic"), "upgrade", target],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
 
 async def explain(dsn: str) -> dict[str, str]:
@@ -382,8 +461,9 @@ async def explain(dsn: str) -> dict[str, str]:
             rows = await conn.fetch(
                 f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT {cols} FROM recipe "
                 f"WHERE label ILIKE $1 ESCAPE '\\' ORDER BY id DESC LIMIT $2",
-                f"%{keyword}%", 10,
-            )  # fmt: skip
+                f"%{keyword}%",
+                10,
+            )
             plans[f"search {keyword}"] = "\n".join(r[0] for r in rows)
     finally:
         await conn.close()
@@ -396,10 +476,13 @@ async def run_dataset(
     print(f"\n== {name}: {recipes:,} recipes", flush=True)
     hashed = PasswordHash((Argon2Hasher(),)).hash(seed.BENCH_PASSWORD)
     info: dict[str, Any] = {"dataset": name, "recipes": recipes}
-    one, every, _ = cpus()
+    one, _, _ = cpus()
     async with pg_database(pg_server) if kind == "pg" else sqlite_file(tmp / f"{name}.db") as dsn:
-        db_url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1) if kind == "pg" else \
-            f"sqlite+aiosqlite:///{dsn}"  # fmt: skip
+        db_url = (
+            dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+            if kind == "pg"
+            else f"sqlite+aiosqlite:///{dsn}"
+        )
         began = time.monotonic()
         # The trigram index is built after the rows are in: one bulk build, not a million updates.
         await asyncio.to_thread(alembic, db_url, "0002" if kind == "pg" else "head")
@@ -417,20 +500,31 @@ async def run_dataset(
         servers["ours"] = await start_service(db_url, secret, 1, one, tmp)
         info["startup_seconds"] = round(servers["ours"].startup, 2)
         print(f"  service start-up on a migrated database: {info['startup_seconds']} s", flush=True)
+        if prof.compare is not None:
+            servers["before"] = await start_service(db_url, secret, 1, one, tmp, prof.compare)
         if kind == "pg":
             servers["baseline"] = await start_baseline(dsn, secret, 1, one, tmp)
         try:
             token = await login(servers["ours"].port)
             eps = endpoints(recipes, token)
             if kind == "sqlite":
-                eps = [e for e in eps if e.name not in ("healthz", "login")]
+                # Writes are left out on SQLite: concurrent creates get 503 (a read transaction
+                # cannot take the write lock once another writer has committed; see README).
+                eps = [e for e in eps if e.name not in ("healthz", "login", "create")]
             elif recipes < 100_000 and prof.extras:
-                eps = [e for e in eps if e.name in ("by-id", "list-first", "search-common",
-                                                    "search-rare")]  # fmt: skip
+                eps = [
+                    e
+                    for e in eps
+                    if e.name in ("by-id", "list-first", "search-common", "search-rare")
+                ]
             if "baseline" in servers:
-                info["parity_problems"] = await parity(servers["ours"], servers["baseline"], eps, recipes)
+                info["parity_problems"] = await parity(
+                    servers["ours"], servers["baseline"], eps, recipes
+                )
                 for p in info["parity_problems"]:
                     print(f"  PARITY: {p}", flush=True)
+            if prof.endpoints:
+                eps = [e for e in eps if e.name in prof.endpoints]
             info["rows"] = [await measure(servers, ep, recipes, prof, tmp) for ep in eps]
             if kind == "pg" and prof.extras and recipes >= 100_000:
                 info["explain"] = await explain(dsn)
@@ -440,7 +534,7 @@ async def run_dataset(
             for server in servers.values():
                 stop(server)
         if kind == "pg" and prof.extras and recipes >= 100_000:
-            info["workers2"] = await workers2(db_url, dsn, secret, eps, recipes, prof, tmp)
+            info["workers2"] = await workers2(db_url, secret, eps, recipes, prof, tmp)
     return info
 
 
@@ -464,27 +558,51 @@ async def contention(
     for name, server in servers.items():
         idle, busy, logins = [], [], []
         for _ in range(prof.rounds):
-            idle.append(await open_loop(HOST, server.port, lambda i: by_id.request(i, max_id),
-                                        rate=rate, seconds=prof.open_seconds * 2))  # fmt: skip
+            idle.append(
+                await open_loop(
+                    HOST,
+                    server.port,
+                    lambda i: by_id.request(i, max_id),
+                    rate=rate,
+                    seconds=prof.open_seconds * 2,
+                )
+            )
             stop_event = asyncio.Event()
-            task = asyncio.create_task(closed_loop(HOST, server.port, lambda i: log_in.request(i, 1),
-                                                   clients=4, stop=stop_event))  # fmt: skip
+            task = asyncio.create_task(
+                closed_loop(
+                    HOST, server.port, lambda i: log_in.request(i, 1), clients=4, stop=stop_event
+                )
+            )
             await asyncio.sleep(0.5)
-            busy.append(await open_loop(HOST, server.port, lambda i: by_id.request(i, max_id),
-                                        rate=rate, seconds=prof.open_seconds * 2))  # fmt: skip
+            busy.append(
+                await open_loop(
+                    HOST,
+                    server.port,
+                    lambda i: by_id.request(i, max_id),
+                    rate=rate,
+                    seconds=prof.open_seconds * 2,
+                )
+            )
             stop_event.set()
             logins.append(await task)
         i, b = summary(idle), summary(busy)
-        out[name] = {"idle_p99_ms": i["p99_ms"], "busy_p99_ms": b["p99_ms"],
-                     "ratio": b["p99_ms"] / i["p99_ms"], "logins_per_s": median([r.rps for r in logins]),
-                     "non_2xx": i["non_2xx"] + b["non_2xx"] + sum(r.non_2xx for r in logins)}  # fmt: skip
-        print(f"  by-id p99 idle {i['p99_ms']:.2f} ms, with 4 login loops {b['p99_ms']:.2f} ms "
-              f"({name}, {out[name]['ratio']:.2f}x)", flush=True)  # fmt: skip
+        out[name] = {
+            "idle_p99_ms": i["p99_ms"],
+            "busy_p99_ms": b["p99_ms"],
+            "ratio": b["p99_ms"] / i["p99_ms"],
+            "logins_per_s": median([r.rps for r in logins]),
+            "non_2xx": i["non_2xx"] + b["non_2xx"] + sum(r.non_2xx for r in logins),
+        }
+        print(
+            f"  by-id p99 idle {i['p99_ms']:.2f} ms, with 4 login loops {b['p99_ms']:.2f} ms "
+            f"({name}, {out[name]['ratio']:.2f}x)",
+            flush=True,
+        )
     return out
 
 
 async def workers2(
-    db_url: str, dsn: str, secret: str, eps: list[Endpoint], max_id: int, prof: Profile, tmp: Path
+    db_url: str, secret: str, eps: list[Endpoint], max_id: int, prof: Profile, tmp: Path
 ) -> dict[str, Any]:
     """By-id throughput of WORKERS=2 against WORKERS=1, both up at once and loaded in turns."""
     one, every, _ = cpus()
@@ -494,7 +612,9 @@ async def workers2(
     }
     try:
         by_id = next(e for e in eps if e.name == "by-id")
-        row = await measure(servers, Endpoint(**{**by_id.__dict__, "connections": 64}), max_id, prof, tmp)
+        row = await measure(
+            servers, Endpoint(**{**by_id.__dict__, "connections": 64}), max_id, prof, tmp
+        )
         row["rss_mb_w2"] = worker_rss_mb(servers["ours W=2"])
     finally:
         for server in servers.values():
@@ -505,11 +625,21 @@ async def workers2(
 
 
 def machine() -> dict[str, Any]:
-    model = next((line.split(":", 1)[1].strip() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-                 platform.processor())  # fmt: skip
-    return {"cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version(), "load": os.getloadavg()}  # fmt: skip
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load": os.getloadavg(),
+    }
 
 
 def fmt(v: float | None, spec: str = ".1f") -> str:
@@ -517,8 +647,10 @@ def fmt(v: float | None, spec: str = ".1f") -> str:
 
 
 def table(datasets: list[dict[str, Any]]) -> str:
-    head = ("| endpoint | dataset | ours req/s | baseline req/s | ratio | p50 ms (ours / base) "
-            "| p99 ms (ours / base) | non-2xx |")  # fmt: skip
+    head = (
+        "| endpoint | dataset | ours req/s | baseline req/s | ratio | p50 ms (ours / base) "
+        "| p99 ms (ours / base) | non-2xx |"
+    )
     lines = [head, "|" + "---|" * 8]
     for ds in datasets:
         for row in ds.get("rows", []):
@@ -549,9 +681,17 @@ def targets(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ("WORKERS=2 >= 1.6x WORKERS=1 (by-id)", big["workers2"]["ratio"], ">=", 1.6),
         ("startup < 3 s", max(d["startup_seconds"] for d in datasets), "<", 3),
         ("RSS per worker < 120 MB", max(big["rss_mb"] + big["workers2"]["rss_mb_w2"]), "<", 120),
-        ("zero non-2xx", sum(r["ours"]["non_2xx"] + r.get("baseline", {}).get("non_2xx", 0)
-                             for d in datasets for r in d["rows"]), "<=", 0),
-    ]  # fmt: skip
+        (
+            "zero non-2xx",
+            sum(
+                r["ours"]["non_2xx"] + r.get("baseline", {}).get("non_2xx", 0)
+                for d in datasets
+                for r in d["rows"]
+            ),
+            "<=",
+            0,
+        ),
+    ]
     out = []
     for name, value, op, limit in checks:
         met = value >= limit if op == ">=" else value <= limit if op == "<=" else value < limit
@@ -562,25 +702,52 @@ def targets(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="seconds, small data; asserts parity")
-    parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", DEFAULT_PG),
-                        help="a PostgreSQL server to create the bench databases on")  # fmt: skip
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("BENCH_PG_URL", DEFAULT_PG),
+        help="a PostgreSQL server to create the bench databases on",
+    )
     parser.add_argument("--only", help="comma-separated dataset names, e.g. pg-1m")
     parser.add_argument("--out", type=Path, help="the JSON report (default bench/results/)")
+    parser.add_argument("--endpoints", help="comma-separated endpoint names, e.g. by-id,healthz")
+    parser.add_argument("--rounds", type=int, help="runs per server and endpoint")
+    parser.add_argument("--seconds", type=int, help="seconds per wrk run")
+    parser.add_argument(
+        "--compare", type=Path, help="another checkout of the service, served alongside as 'before'"
+    )
     args = parser.parse_args()
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is missing (apt-get install wrk util-linux)")
     prof = SMOKE if args.smoke else FULL
     if args.only:
-        prof = Profile(**{**prof.__dict__, "datasets": [d for d in prof.datasets
-                                                        if d[0] in args.only.split(",")]})  # fmt: skip
+        prof = Profile(
+            **{
+                **prof.__dict__,
+                "datasets": [d for d in prof.datasets if d[0] in args.only.split(",")],
+            }
+        )
+    overrides: dict[str, Any] = {}
+    if args.endpoints:
+        overrides["endpoints"] = tuple(args.endpoints.split(","))
+    if args.rounds:
+        overrides["rounds"] = args.rounds
+    if args.seconds:
+        overrides["wrk_seconds"] = args.seconds
+    if args.compare:
+        overrides["compare"] = args.compare.resolve()
+    prof = Profile(**{**prof.__dict__, **overrides})
     _, _, load_core = cpus()
     # This process is the open-loop generator: it shares the load core with wrk, not the server's.
     os.sched_setaffinity(0, {int(load_core)})
     pg_server = args.pg.replace("postgresql+asyncpg://", "postgresql://", 1)
     secret = secrets.token_urlsafe(48)
-    report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
-                              "smoke": args.smoke, "machine_before": machine(), "datasets": []}  # fmt: skip
+    report: dict[str, Any] = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "smoke": args.smoke,
+        "machine_before": machine(),
+        "datasets": [],
+    }
     loop_factory = None
     with suppress(ImportError):
         import uvloop
@@ -591,8 +758,9 @@ def main() -> None:
         try:
             for name, kind, recipes in prof.datasets:
                 with asyncio.Runner(loop_factory=loop_factory) as runner:
-                    report["datasets"].append(runner.run(
-                        run_dataset(name, kind, recipes, prof, pg_server, tmp, secret)))  # fmt: skip
+                    report["datasets"].append(
+                        runner.run(run_dataset(name, kind, recipes, prof, pg_server, tmp, secret))
+                    )
         finally:
             for log in tmp.glob("*.log"):
                 text = log.read_text(errors="replace")
@@ -613,8 +781,11 @@ def main() -> None:
     load = report["machine_after"]["load"]
     print(f"\nload average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; report: {out}")
     problems = [p for ds in report["datasets"] for p in ds.get("parity_problems", [])]
-    non_2xx = sum(r["ours"]["non_2xx"] + r.get("baseline", {}).get("non_2xx", 0)
-                  for ds in report["datasets"] for r in ds["rows"])  # fmt: skip
+    non_2xx = sum(
+        r["ours"]["non_2xx"] + r.get("baseline", {}).get("non_2xx", 0)
+        for ds in report["datasets"]
+        for r in ds["rows"]
+    )
     if args.smoke and (problems or non_2xx):
         sys.exit(f"smoke failed: {len(problems)} parity problems, {non_2xx} non-2xx answers")
 

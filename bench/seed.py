@@ -13,12 +13,60 @@ USERS = 1000
 BENCH_EMAIL = "cook1@bench.example.com"
 BENCH_PASSWORD = "bench-password-1"
 
-ADJECTIVES = ["Classic", "Spicy", "Smoky", "Crispy", "Creamy", "Quick", "Rustic", "Lemon",
-              "Garlic", "Herbed", "Sticky", "Roasted", "Grilled", "Braised", "Sweet", "Tangy"]
-PROTEINS = ["Chicken", "Beef", "Pork", "Tofu", "Salmon", "Shrimp", "Lamb", "Mushroom",
-            "Chickpea", "Lentil", "Duck", "Turkey", "Cod", "Egg", "Halloumi", "Tempeh"]
-DISHES = ["Curry", "Stew", "Tacos", "Salad", "Pie", "Risotto", "Noodles", "Skewers", "Soup",
-          "Bake", "Burger", "Stir-Fry", "Pasta", "Sandwich", "Casserole", "Dumplings"]
+ADJECTIVES = [
+    "Classic",
+    "Spicy",
+    "Smoky",
+    "Crispy",
+    "Creamy",
+    "Quick",
+    "Rustic",
+    "Lemon",
+    "Garlic",
+    "Herbed",
+    "Sticky",
+    "Roasted",
+    "Grilled",
+    "Braised",
+    "Sweet",
+    "Tangy",
+]
+PROTEINS = [
+    "Chicken",
+    "Beef",
+    "Pork",
+    "Tofu",
+    "Salmon",
+    "Shrimp",
+    "Lamb",
+    "Mushroom",
+    "Chickpea",
+    "Lentil",
+    "Duck",
+    "Turkey",
+    "Cod",
+    "Egg",
+    "Halloumi",
+    "Tempeh",
+]
+DISHES = [
+    "Curry",
+    "Stew",
+    "Tacos",
+    "Salad",
+    "Pie",
+    "Risotto",
+    "Noodles",
+    "Skewers",
+    "Soup",
+    "Bake",
+    "Burger",
+    "Stir-Fry",
+    "Pasta",
+    "Sandwich",
+    "Casserole",
+    "Dumplings",
+]
 SOURCES = ["Serious Eats", "BBC Good Food", "No Recipes", "Hot Thai Kitchen", "Bon Appetit"]
 # One label in RARE_EVERY carries the rare word, so a search for it must find rows far apart.
 RARE_WORD = "Vesuvio"
@@ -57,8 +105,16 @@ def user_rows(users: int, hashed: str) -> Iterator[tuple[Any, ...]]:
         yield (f"cook{i}@bench.example.com", "Cook", f"No. {i}", hashed, True, False, now, now)
 
 
-USER_COLUMNS = ["email", "first_name", "surname", "hashed_password", "is_active",
-                "is_superuser", "created_at", "updated_at"]  # fmt: skip
+USER_COLUMNS = [
+    "email",
+    "first_name",
+    "surname",
+    "hashed_password",
+    "is_active",
+    "is_superuser",
+    "created_at",
+    "updated_at",
+]
 RECIPE_COLUMNS = ["label", "source", "url", "submitter_id", "created_at", "updated_at"]
 
 

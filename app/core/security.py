@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import jwt
@@ -37,8 +38,15 @@ password_hash = PasswordHash((Argon2Hasher(), BcryptHasher()))
 # logins from running dozens of 64 MiB hashes at once or starving the default executor.
 _hash_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="pwhash")
 
-# Verified when the user does not exist, so a wrong email costs as much as a wrong password.
-_DUMMY_HASH = password_hash.hash("dummy-password-for-timing")
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the user does not exist, so a wrong email costs as much as a wrong password.
+
+    Made on first use, not at import: every process that imports this module (prestart, each
+    worker) would otherwise pay for one Argon2id hash at start-up.
+    """
+    return password_hash.hash("dummy-password-for-timing")
 
 
 class InvalidTokenError(Exception):
@@ -86,7 +94,7 @@ async def verify_password(password: str, hashed: str | None) -> tuple[bool, str 
     """Check a password; the second item is a new Argon2id hash when the stored one is legacy."""
     loop = asyncio.get_running_loop()
     if hashed is None:
-        await loop.run_in_executor(_hash_pool, _verify_and_update, password, _DUMMY_HASH)
+        await loop.run_in_executor(_hash_pool, _verify_and_update, password, _dummy_hash())
         return False, None
     return await loop.run_in_executor(_hash_pool, _verify_and_update, password, hashed)
 

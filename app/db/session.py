@@ -62,11 +62,26 @@ def make_sessionmaker(bind: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
+def make_read_sessionmaker(bind: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for one-statement reads. On PostgreSQL they run in autocommit: no BEGIN and
+    ROLLBACK round trips around the one SELECT. Never write through them."""
+    if bind.dialect.name == "postgresql":
+        bind = bind.execution_options(isolation_level="AUTOCOMMIT")
+    return make_sessionmaker(bind)
+
+
 engine = make_engine(settings.DATABASE_URL)
 SessionLocal = make_sessionmaker(engine)
+ReadSessionLocal = make_read_sessionmaker(engine)
 
 
 async def get_db() -> AsyncGenerator[AsyncSession]:
     """One session per request; CRUD methods commit their own writes."""
     async with SessionLocal() as session:
+        yield session
+
+
+async def get_read_db() -> AsyncGenerator[AsyncSession]:
+    """A read-only session for routes that run a single SELECT (see make_read_sessionmaker)."""
+    async with ReadSessionLocal() as session:
         yield session
