@@ -15,14 +15,15 @@ logger = logging.getLogger("app.prestart")
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
 
-def main() -> int:
+def main(config: Config | None = None) -> int:
     # One interpreter instead of three: each would import the app again (most of start-up).
     if asyncio.run(backend_pre_start.main()) != 0:
         return 1
+    if config is None:
+        config = Config(str(ALEMBIC_INI))
+        # Logging is already set up here; alembic.ini's would raise the root level to WARNING.
+        config.attributes["configure_logger"] = False
     # Alembic's env.py runs its own event loop, so it runs between the two, not inside one.
-    config = Config(str(ALEMBIC_INI))
-    # Logging is already set up here; alembic.ini's would raise the root level to WARNING.
-    config.attributes["configure_logger"] = False
     command.upgrade(config, "head")
     logger.info("creating initial data")
     asyncio.run(initial_data.main())

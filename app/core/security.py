@@ -1,9 +1,11 @@
 """Security primitives: password hashing off the event loop, JWT access tokens, opaque tokens."""
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import secrets
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from app.core.config import settings
 ALGORITHM = "HS256"
 ACCESS_TOKEN_TYPE = "access"
 BCRYPT_MAX_BYTES = 72
+HASH_THREAD_NICE = 10
 
 # OAuth2 scopes, with the text Swagger's Authorize dialog shows for each.
 SCOPE_RECIPES_WRITE = "recipes:write"
@@ -34,9 +37,21 @@ SCOPES = {
 # Argon2id for new hashes; bcrypt only to verify legacy hashes, which are then upgraded.
 password_hash = PasswordHash((Argon2Hasher(), BcryptHasher()))
 
+
 # Hashing is CPU-bound (argon2 releases the GIL). A pool sized to the cores keeps a burst of
 # logins from running dozens of 64 MiB hashes at once or starving the default executor.
-_hash_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="pwhash")
+def _lower_priority() -> None:
+    """Hashing threads yield the CPU to the event loop: a burst of logins must not stall reads.
+
+    Linux applies nice values per thread; elsewhere, or without permission, nothing changes.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICE)
+
+
+_hash_pool = ThreadPoolExecutor(
+    max_workers=os.cpu_count() or 1, thread_name_prefix="pwhash", initializer=_lower_priority
+)
 
 
 @cache
