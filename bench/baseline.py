@@ -133,7 +133,10 @@ async def _create(pool: asyncpg.Pool, scope: Scope, receive: Receive) -> tuple[i
     user = await pool.fetchrow('SELECT id, is_active FROM "user" WHERE id = $1', int(claims["sub"]))
     if user is None or not user["is_active"] or SCOPE_WRITE not in claims["scope"].split():
         return 401, {"detail": "Could not validate credentials"}
-    body = json.loads(await _body(receive))
+    try:
+        body = json.loads(await _body(receive))
+    except ValueError:  # also a client gone mid-request (wrk stopping)
+        return 422, {"detail": "Invalid JSON body"}
     now = datetime.now(UTC)
     row = await pool.fetchrow(
         f"INSERT INTO recipe (label, source, url, submitter_id, created_at, updated_at) "
