@@ -87,5 +87,5 @@ def test_prestart_main_stops_when_the_database_never_answers(
         return 1
 
     monkeypatch.setattr(backend_pre_start, "main", unreachable)
-    monkeypatch.setattr(prestart.command, "upgrade", pytest.fail)
+    monkeypatch.setattr("app.prestart.command.upgrade", pytest.fail)
     assert prestart.main() == 1
