@@ -10,7 +10,8 @@ if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
     find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
 fi
 # Proxy headers are honoured only from FORWARDED_ALLOW_IPS (uvicorn's default: 127.0.0.1).
-exec fastapi run \
+# uvicorn itself, not `fastapi run`: the same server, without a second of CLI imports at start-up.
+exec uvicorn app.main:app \
     --host "${HOST:-0.0.0.0}" \
     --port "${PORT:-8000}" \
     --workers "${WORKERS:-1}" \
