@@ -677,6 +677,9 @@ def targets(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if big is None:
         return []
     rows = {r["endpoint"]: r for r in big["rows"]}
+    needed = {"by-id", "list-first", "list-deep", "search-common", "search-rare"}
+    if not needed <= rows.keys() or "contention" not in big or "workers2" not in big:
+        return []  # a narrowed run (--endpoints): the table only
     p50 = {k: r["ours"]["p50_ms"] for k, r in rows.items()}
     checks = [
         ("by-id >= 0.5x baseline", rows["by-id"]["ratio"], ">=", 0.5),

@@ -24,7 +24,7 @@ from app.core.config import settings
 ALGORITHM = "HS256"
 ACCESS_TOKEN_TYPE = "access"
 BCRYPT_MAX_BYTES = 72
-HASH_THREAD_NICE = 10
+HASH_THREAD_NICE = 19
 
 # OAuth2 scopes, with the text Swagger's Authorize dialog shows for each.
 SCOPE_RECIPES_WRITE = "recipes:write"
