@@ -2,7 +2,7 @@
 PY ?= python3
 DEV := $(PY) scripts/dev.py
 
-.PHONY: install run test test-pg test-browser adversarial lint format typecheck layers check lock
+.PHONY: install run test test-pg test-browser adversarial bench bench-smoke lint format typecheck layers check lock
 
 install:   ; $(DEV) install
 run:       ; $(DEV) run
@@ -10,6 +10,8 @@ test:      ; $(DEV) test
 test-pg:   ; TEST_DATABASE_URL=$${TEST_DATABASE_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/postgres} $(DEV) test
 test-browser: ; $(DEV) test-browser
 adversarial: ; $(DEV) adversarial
+bench:     ; $(DEV) bench
+bench-smoke: ; $(DEV) bench --smoke
 lint:      ; $(DEV) lint
 format:    ; $(DEV) format
 typecheck: ; $(DEV) typecheck

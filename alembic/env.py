@@ -28,6 +28,17 @@ def render_item(type_: str, obj: object, _autogen_context: Any) -> str | Literal
     return False
 
 
+# Indexes only a migration creates (PostgreSQL-specific, absent from the models).
+MIGRATION_ONLY_INDEXES = frozenset({"ix_recipe_label_trgm"})
+
+
+def include_object(
+    _obj: object, name: str | None, type_: str, _reflected: bool, _compare_to: object
+) -> bool:
+    """Leave migration-only indexes out of autogenerate and `alembic check`."""
+    return not (type_ == "index" and name in MIGRATION_ONLY_INDEXES)
+
+
 def database_url() -> str:
     return normalize_database_url(config.get_main_option("sqlalchemy.url") or settings.DATABASE_URL)
 
@@ -42,6 +53,7 @@ def run_migrations_offline() -> None:
         render_as_batch=True,
         compare_type=True,
         render_item=render_item,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -55,6 +67,7 @@ def do_run_migrations(connection: Connection) -> None:
         render_as_batch=True,
         compare_type=True,
         render_item=render_item,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

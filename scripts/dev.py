@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 LOCK = ROOT / "requirements-dev.txt"
-PY_FILES = ["app", "tests", "alembic", "scripts"]
+PY_FILES = ["app", "tests", "alembic", "scripts", "bench"]
 
 
 def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -71,6 +71,12 @@ def test_browser(args: list[str]) -> None:
     _run(BIN / "python", "-m", "pytest", "-m", "browser", "tests/browser", *args, env=_env())
 
 
+def bench(args: list[str]) -> None:
+    """The benchmark against the raw baseline (needs wrk and PostgreSQL); --smoke for seconds."""
+    install()
+    _run(BIN / "python", "-m", "bench.run", *args, env=_env())
+
+
 def lint(_: list[str]) -> None:
     install()
     _run(BIN / "ruff", "check", *PY_FILES)
@@ -123,6 +129,7 @@ VERBS = {
     "test": test,
     "test-browser": test_browser,
     "adversarial": adversarial,
+    "bench": bench,
     "lint": lint,
     "format": fmt,
     "typecheck": typecheck,

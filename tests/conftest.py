@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 from app.api.deps import SessionFactory, get_session_factory  # noqa: E402
 from app.core import redis as redis_module  # noqa: E402
 from app.core.security import SCOPES  # noqa: E402
-from app.db.session import get_db, make_engine  # noqa: E402
+from app.db.session import get_db, get_read_db, make_engine  # noqa: E402
 from app.main import app  # noqa: E402
 from app.models import User  # noqa: E402
 from tests.utils.idea import IdeaStub  # noqa: E402
@@ -128,6 +128,7 @@ async def client(db: AsyncSession) -> AsyncIterator[httpx2.AsyncClient]:
         return same_session
 
     app.dependency_overrides[get_db] = override_get_db
+    app.dependency_overrides[get_read_db] = override_get_db
     app.dependency_overrides[get_session_factory] = override_session_factory
     transport = httpx2.ASGITransport(app=app)
     try:

@@ -4,9 +4,11 @@ import asyncio
 import subprocess
 from pathlib import Path
 
+import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 
+from app import backend_pre_start, initial_data, prestart
 from app.db.init_db import SEED_RECIPES
 from app.db.session import make_engine
 from app.models import Recipe, User
@@ -63,3 +65,27 @@ def test_prestart_replicas_at_once_migrate_and_seed_once(
     assert versions == [script.get_current_head()]
     assert superusers == 1
     assert recipes == distinct == len(SEED_RECIPES)
+
+
+# Synchronous: prestart runs one event loop per step, as it does in its own process.
+def test_prestart_main_waits_migrates_and_seeds(
+    fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(fresh_database_url)
+    monkeypatch.setattr(backend_pre_start, "engine", engine)
+    monkeypatch.setattr(initial_data, "engine", engine)
+    assert prestart.main(alembic_config(fresh_database_url)) == 0
+    versions, superusers, recipes, _ = asyncio.run(_read_outcome(fresh_database_url))
+    script = ScriptDirectory.from_config(alembic_config(fresh_database_url))
+    assert (versions, superusers, recipes) == ([script.get_current_head()], 1, len(SEED_RECIPES))
+
+
+def test_prestart_main_stops_when_the_database_never_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def unreachable() -> int:
+        return 1
+
+    monkeypatch.setattr(backend_pre_start, "main", unreachable)
+    monkeypatch.setattr("app.prestart.command.upgrade", pytest.fail)
+    assert prestart.main() == 1

@@ -27,20 +27,25 @@ from app.core.security import (
     decode_access_token,
     entitled_scopes,
 )
-from app.db.session import SessionLocal, get_db
+from app.db.session import SessionLocal, get_db, get_read_db
 from app.models import Recipe, User
 
 SessionDep = Annotated[AsyncSession, Depends(get_db)]
+# Public reads of one statement: saves two database round trips per request on PostgreSQL.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_db)]
+
+# Dependencies below that do no I/O are still `async def`: FastAPI runs a plain `def` in a
+# worker thread, a hop that costs more than the work itself on every request.
 
 _NO_CACHE = NoCache()
 
 
-def get_redis(request: Request) -> Redis | None:
+async def get_redis(request: Request) -> Redis | None:
     """The app's Redis client, made in the lifespan when REDIS_URL is set."""
     return getattr(request.app.state, "redis", None)
 
 
-def get_cache(request: Request) -> Cache:
+async def get_cache(request: Request) -> Cache:
     cache: Cache = getattr(request.app.state, "cache", _NO_CACHE)
     return cache
 
@@ -51,7 +56,7 @@ CacheDep = Annotated[Cache, Depends(get_cache)]
 SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
-def get_session_factory() -> SessionFactory:
+async def get_session_factory() -> SessionFactory:
     """Opens sessions for work that outlives the request, such as a background task."""
     return SessionLocal
 
@@ -153,7 +158,7 @@ class PageParams:
     before_id: int | None
 
 
-def get_page_params(
+async def get_page_params(
     limit: Annotated[int, Query(ge=1, le=100, description="Items per page.")] = 20,
     cursor: Annotated[
         str | None,
@@ -173,7 +178,7 @@ def get_page_params(
 PageDep = Annotated[PageParams, Depends(get_page_params)]
 
 
-def get_ideas_client(request: Request) -> IdeasClient:
+async def get_ideas_client(request: Request) -> IdeasClient:
     """The client the lifespan opened. Tests and users swap it with app.dependency_overrides."""
     client: IdeasClient = request.app.state.ideas_client
     return client
@@ -182,7 +187,7 @@ def get_ideas_client(request: Request) -> IdeasClient:
 IdeasClientDep = Annotated[IdeasClient, Depends(get_ideas_client)]
 
 
-def get_rate_limiter(request: Request) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     """The app's limiter: in memory, or in Redis when REDIS_URL is set."""
     limiter = request.app.state.rate_limiter
     assert isinstance(limiter, RateLimiter)
@@ -272,7 +277,7 @@ class LoginThrottle:
             await self.limiter.reset(self._key(email))
 
 
-def get_login_throttle(limiter: RateLimiterDep) -> LoginThrottle:
+async def get_login_throttle(limiter: RateLimiterDep) -> LoginThrottle:
     return LoginThrottle(limiter, settings.RATE_LIMIT_LOGIN_FAILURES)
 
 

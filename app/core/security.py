@@ -1,13 +1,16 @@
 """Security primitives: password hashing off the event loop, JWT access tokens, opaque tokens."""
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import secrets
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import jwt
@@ -23,6 +26,7 @@ ACCESS_TOKEN_TYPE = "access"
 BCRYPT_MAX_BYTES = 72
 # Ours are a few hundred characters; anything far longer is refused before it is parsed.
 MAX_TOKEN_LENGTH = 2048
+HASH_THREAD_NICE = 19
 
 # OAuth2 scopes, with the text Swagger's Authorize dialog shows for each.
 SCOPE_RECIPES_WRITE = "recipes:write"
@@ -35,12 +39,31 @@ SCOPES = {
 # Argon2id for new hashes; bcrypt only to verify legacy hashes, which are then upgraded.
 password_hash = PasswordHash((Argon2Hasher(), BcryptHasher()))
 
+
 # Hashing is CPU-bound (argon2 releases the GIL). A pool sized to the cores keeps a burst of
 # logins from running dozens of 64 MiB hashes at once or starving the default executor.
-_hash_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="pwhash")
+def _lower_priority() -> None:
+    """Hashing threads yield the CPU to the event loop: a burst of logins must not stall reads.
 
-# Verified when the user does not exist, so a wrong email costs as much as a wrong password.
-_DUMMY_HASH = password_hash.hash("dummy-password-for-timing")
+    Linux applies nice values per thread; elsewhere, or without permission, nothing changes.
+    """
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICE)
+
+
+_hash_pool = ThreadPoolExecutor(
+    max_workers=os.cpu_count() or 1, thread_name_prefix="pwhash", initializer=_lower_priority
+)
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the user does not exist, so a wrong email costs as much as a wrong password.
+
+    Made on first use, not at import: every process that imports this module (prestart, each
+    worker) would otherwise pay for one Argon2id hash at start-up.
+    """
+    return password_hash.hash("dummy-password-for-timing")
 
 
 class InvalidTokenError(Exception):
@@ -88,7 +111,7 @@ async def verify_password(password: str, hashed: str | None) -> tuple[bool, str 
     """Check a password; the second item is a new Argon2id hash when the stored one is legacy."""
     loop = asyncio.get_running_loop()
     if hashed is None:
-        await loop.run_in_executor(_hash_pool, _verify_and_update, password, _DUMMY_HASH)
+        await loop.run_in_executor(_hash_pool, _verify_and_update, password, _dummy_hash())
         return False, None
     return await loop.run_in_executor(_hash_pool, _verify_and_update, password, hashed)
 

@@ -70,13 +70,21 @@ def make_sessionmaker(bind: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
+def make_read_sessionmaker(bind: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for one-statement reads. On PostgreSQL they run in autocommit: no BEGIN and
+    ROLLBACK round trips around the one SELECT. Never write through them."""
+    if bind.dialect.name == "postgresql":
+        bind = bind.execution_options(isolation_level="AUTOCOMMIT")
+    return make_sessionmaker(bind)
+
+
 engine = make_engine(settings.DATABASE_URL)
 SessionLocal = make_sessionmaker(engine)
+ReadSessionLocal = make_read_sessionmaker(engine)
 
 
-async def get_db() -> AsyncGenerator[AsyncSession]:
-    """One session per request; CRUD methods commit their own writes."""
-    session = SessionLocal()
+async def _serve(factory: async_sessionmaker[AsyncSession]) -> AsyncGenerator[AsyncSession]:
+    session = factory()
     try:
         yield session
     finally:
@@ -86,3 +94,15 @@ async def get_db() -> AsyncGenerator[AsyncSession]:
             # This runs after the response went out: raising would only make the server drop
             # the client's keep-alive connection. A connection lost here is discarded by the pool.
             logger.warning("closing the session failed: %s", type(exc).__name__)
+
+
+async def get_db() -> AsyncGenerator[AsyncSession]:
+    """One session per request; CRUD methods commit their own writes."""
+    async for session in _serve(SessionLocal):
+        yield session
+
+
+async def get_read_db() -> AsyncGenerator[AsyncSession]:
+    """A read-only session for routes that run a single SELECT (see make_read_sessionmaker)."""
+    async for session in _serve(ReadSessionLocal):
+        yield session

@@ -16,7 +16,7 @@ from app.clients.ideas import IdeasClient, open_ideas_client
 from app.core.config import Settings
 from app.core.security import SCOPES
 from app.db.base import Base
-from app.db.session import get_db, make_engine, make_sessionmaker
+from app.db.session import get_db, get_read_db, make_engine, make_sessionmaker
 from app.main import create_app
 from tests.conftest import TEST_DATABASE_URL
 from tests.utils.db import create_database, drop_database, migrate, new_database_url
@@ -100,6 +100,7 @@ class FuzzApp:
 
         overrides = self.app.dependency_overrides  # type: ignore[attr-defined]
         overrides[get_db] = own_db
+        overrides[get_read_db] = own_db
         overrides[get_session_factory] = own_factory
         overrides[get_ideas_client] = lambda: ideas
 

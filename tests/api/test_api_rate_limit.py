@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings, settings
-from app.db.session import get_db
+from app.db.session import get_db, get_read_db
 from app.main import create_app
 
 RECIPES = "/api/v1/recipes"
@@ -26,6 +26,7 @@ async def _client(stack: AsyncExitStack, app: FastAPI, db: AsyncSession) -> http
         yield db
 
     app.dependency_overrides[get_db] = override_get_db
+    app.dependency_overrides[get_read_db] = override_get_db
     await stack.enter_async_context(app.router.lifespan_context(app))
     transport = httpx2.ASGITransport(app=app)
     return await stack.enter_async_context(

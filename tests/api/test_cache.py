@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.redis import create_redis
-from app.db.session import get_db
+from app.db.session import get_db, get_read_db
 from app.main import create_app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
@@ -41,6 +41,7 @@ async def _instance(
         yield db
 
     app.dependency_overrides[get_db] = override_get_db
+    app.dependency_overrides[get_read_db] = override_get_db
     await stack.enter_async_context(app.router.lifespan_context(app))
     transport = httpx2.ASGITransport(app=app)
     return await stack.enter_async_context(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import __version__
 from app.api.deps import CurrentUser, SessionDep
 from app.core.config import Settings
-from app.db.session import get_db
+from app.db.session import get_db, get_read_db
 from app.main import app, create_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,7 @@ def client_for(db: AsyncSession) -> ClientFor:
     def make(settings: Settings) -> httpx2.AsyncClient:
         new_app = create_app(settings)
         new_app.dependency_overrides[get_db] = override_get_db
+        new_app.dependency_overrides[get_read_db] = override_get_db
         return httpx2.AsyncClient(
             transport=httpx2.ASGITransport(app=new_app), base_url="http://test"
         )

@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx2
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.session import get_db, make_engine, make_sessionmaker
+from app.db.session import get_db, get_read_db, make_engine, make_sessionmaker
 from app.main import app
 from tests.utils.db import new_database_url
 
@@ -39,6 +39,7 @@ async def test_readyz_503_when_database_is_down(database_url: str, tmp_path: Pat
             yield session
 
     app.dependency_overrides[get_db] = broken_db
+    app.dependency_overrides[get_read_db] = broken_db
     try:
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.db.session import get_db, write_intent
+from app.db.session import get_db, get_read_db, write_intent
 from app.main import create_app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
@@ -29,6 +29,7 @@ async def _client_for(app: FastAPI, db: AsyncSession) -> httpx2.AsyncClient:
         yield db
 
     app.dependency_overrides[get_db] = override_get_db
+    app.dependency_overrides[get_read_db] = override_get_db
     return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://test")
 
 

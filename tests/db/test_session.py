@@ -11,7 +11,14 @@ from sqlalchemy.pool import QueuePool
 
 from app.core.config import settings
 from app.db import session as session_module
-from app.db.session import engine, get_db, make_engine, write_intent
+from app.db.session import (
+    engine,
+    get_db,
+    get_read_db,
+    make_engine,
+    make_read_sessionmaker,
+    write_intent,
+)
 from app.main import app
 
 
@@ -94,3 +101,26 @@ async def test_write_intent_takes_the_sqlite_write_lock_at_begin(tmp_path: Path)
     finally:
         write_intent.reset(token)
         await engine.dispose()
+
+
+async def test_get_read_db_yields_a_working_session() -> None:
+    sessions = get_read_db()
+    session = await anext(sessions)
+    try:
+        assert (await session.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await sessions.aclose()
+
+
+async def test_read_sessions_autocommit_on_postgres_only(tmp_path: Path) -> None:
+    postgres = make_engine("postgresql+asyncpg://user@127.0.0.1:5432/db")
+    sqlite = make_engine(f"sqlite+aiosqlite:///{tmp_path}/app.db")
+    try:
+        read_pg = make_read_sessionmaker(postgres).kw["bind"]
+        read_sqlite = make_read_sessionmaker(sqlite).kw["bind"]
+        assert read_pg.get_execution_options()["isolation_level"] == "AUTOCOMMIT"
+        # SQLite begins its own transactions (see _sqlite_setup): the engine is used as it is.
+        assert read_sqlite is sqlite
+    finally:
+        await postgres.dispose()
+        await sqlite.dispose()

@@ -6,7 +6,15 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AfterValidator
 
 from app import crud
-from app.api.deps import CacheDep, OwnedRecipe, PageDep, RecipeId, RecipeWriter, SessionDep
+from app.api.deps import (
+    CacheDep,
+    OwnedRecipe,
+    PageDep,
+    ReadSessionDep,
+    RecipeId,
+    RecipeWriter,
+    SessionDep,
+)
 from app.api.pagination import MAX_ID, split_page
 from app.api.responses import errors
 from app.core.config import settings
@@ -22,7 +30,7 @@ def _cache_key(recipe_id: int) -> str:
 
 @router.get("")
 async def read_recipes(
-    db: SessionDep,
+    db: ReadSessionDep,
     page: PageDep,
     submitter_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Only this user's recipes.")
@@ -41,7 +49,7 @@ async def read_recipes(
 
 @router.get("/search")
 async def search_recipes(
-    db: SessionDep,
+    db: ReadSessionDep,
     keyword: Annotated[
         str,
         Query(min_length=1, max_length=100, description="Case-insensitive, in the label."),
@@ -55,7 +63,7 @@ async def search_recipes(
 
 
 @router.get("/{recipe_id}", responses=errors(404))
-async def read_recipe(db: SessionDep, cache: CacheDep, recipe_id: RecipeId) -> RecipeRead:
+async def read_recipe(db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId) -> RecipeRead:
     """One recipe by id."""
     key = _cache_key(recipe_id)
     if (cached := await cache.get(key)) is not None:
