@@ -70,9 +70,9 @@ async def test_session_close_failure_is_logged_not_raised(
     database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert database_url == settings.DATABASE_URL
-    monkeypatch.setattr(
-        session_module, "SessionLocal", async_sessionmaker(engine, class_=LostConnectionSession)
-    )
+    failing = async_sessionmaker(engine, class_=LostConnectionSession)
+    monkeypatch.setattr(session_module, "SessionLocal", failing)
+    monkeypatch.setattr(session_module, "ReadSessionLocal", failing)
     transport = httpx2.ASGITransport(app=app)
     async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
         first = await client.get("/api/v1/recipes")
