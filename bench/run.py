@@ -559,18 +559,16 @@ async def contention(
     # A rate the service holds with room to spare, so queueing is the logins' doing.
     rate = min(200.0, 0.4 * by_id_rps)
     out: dict[str, Any] = {"rate": rate}
+
+    async def probe(port: int) -> Result:
+        return await open_loop(
+            HOST, port, lambda i: by_id.request(i, max_id), rate=rate, seconds=prof.open_seconds * 2
+        )
+
     for name, server in servers.items():
         idle, busy, logins = [], [], []
         for _ in range(prof.rounds):
-            idle.append(
-                await open_loop(
-                    HOST,
-                    server.port,
-                    lambda i: by_id.request(i, max_id),
-                    rate=rate,
-                    seconds=prof.open_seconds * 2,
-                )
-            )
+            idle.append(await probe(server.port))
             stop_event = asyncio.Event()
             task = asyncio.create_task(
                 closed_loop(
@@ -578,15 +576,7 @@ async def contention(
                 )
             )
             await asyncio.sleep(0.5)
-            busy.append(
-                await open_loop(
-                    HOST,
-                    server.port,
-                    lambda i: by_id.request(i, max_id),
-                    rate=rate,
-                    seconds=prof.open_seconds * 2,
-                )
-            )
+            busy.append(await probe(server.port))
             stop_event.set()
             logins.append(await task)
         i, b = summary(idle), summary(busy)

@@ -14,7 +14,7 @@ import pytest
 from app.core.config import settings
 from tests.api.test_metrics import _value
 from tests.utils.idea import SUBREDDITS, IdeaStub, Reply
-from tests.utils.server import ROOT, run_sh
+from tests.utils.server import ROOT, run_sh, superuser_headers
 
 SLOW_REQUESTS = 3
 UPSTREAM_DELAY_SECONDS = 2.0
@@ -67,18 +67,6 @@ def test_two_workers_report_shared_metrics(fresh_database_url: str, tmp_path: Pa
     assert _value(text, "http_requests_total", route="/healthz", status="200") >= requests
 
 
-def _login(base_url: str) -> dict[str, str]:
-    login = httpx2.post(
-        f"{base_url}/api/v1/auth/login",
-        data={
-            "username": settings.FIRST_SUPERUSER_EMAIL,
-            "password": settings.FIRST_SUPERUSER_PASSWORD.get_secret_value(),
-        },
-        timeout=10,
-    )
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-
 def test_sigterm_lets_in_flight_requests_finish(
     fresh_database_url: str, idea_stub: IdeaStub
 ) -> None:
@@ -96,7 +84,7 @@ def test_sigterm_lets_in_flight_requests_finish(
     }
     with run_sh(fresh_database_url, **env) as service, ThreadPoolExecutor(SLOW_REQUESTS) as pool:
         base_url, proc = service.base_url, service.proc
-        headers = _login(base_url)
+        headers = superuser_headers(base_url)
         slow = [
             pool.submit(httpx2.get, f"{base_url}/api/v1/recipes/ideas", headers=headers, timeout=30)
             for _ in range(SLOW_REQUESTS)

@@ -16,14 +16,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.core import security
-from app.core.config import settings
 from app.crud import crud_user
 from app.db.session import get_db, make_sessionmaker
 from app.main import app
 from tests.conftest import TEST_DATABASE_URL
 from tests.utils.db import create_database, migrate, new_database_url
 from tests.utils.postgres import PrivateCluster, find_pg_bin
-from tests.utils.server import run_sh
+from tests.utils.server import run_sh, superuser_headers
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
 from tests.utils.utils import random_email
 
@@ -153,15 +152,7 @@ def test_database_outage_fails_fast_and_recovers_keeping_acknowledged_writes(
     env = {"DB_POOL_TIMEOUT": str(POOL_TIMEOUT_SECONDS)}
     with run_sh(url, **env) as service:
         base_url, proc = service.base_url, service.proc
-        login = httpx2.post(
-            f"{base_url}/api/v1/auth/login",
-            data={
-                "username": settings.FIRST_SUPERUSER_EMAIL,
-                "password": settings.FIRST_SUPERUSER_PASSWORD.get_secret_value(),
-            },
-            timeout=10,
-        )
-        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        headers = superuser_headers(base_url)
         with Load(base_url, headers) as load:
             time.sleep(2)
             stopping = time.monotonic()

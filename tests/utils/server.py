@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from app.core.config import settings
 from tests.utils.utils import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,3 +88,16 @@ def run_sh(database_url: str, **extra_env: str) -> Iterator[Service]:
             pytest.fail(f"run.sh did not stop on SIGTERM:\n{service.output()[-4000:]}")
         finally:
             log.unlink(missing_ok=True)
+
+
+def superuser_headers(base_url: str) -> dict[str, str]:
+    """Log the seeded superuser in to a running service; its bearer header."""
+    login = httpx2.post(
+        f"{base_url}/api/v1/auth/login",
+        data={
+            "username": settings.FIRST_SUPERUSER_EMAIL,
+            "password": settings.FIRST_SUPERUSER_PASSWORD.get_secret_value(),
+        },
+        timeout=10,
+    )
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
