@@ -321,7 +321,11 @@ class StrictJSONMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _is_json(Headers(scope=scope).get("content-type")):
+        if (
+            scope["type"] != "http"
+            or scope["method"] in SAFE_METHODS  # no body worth reading: skip the buffering
+            or not _is_json(Headers(scope=scope).get("content-type"))
+        ):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
