@@ -36,12 +36,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 from app.api.deps import SessionFactory, get_session_factory  # noqa: E402
 from app.core import redis as redis_module  # noqa: E402
 from app.core.security import SCOPES  # noqa: E402
-from app.db.session import get_db, get_read_db, make_engine  # noqa: E402
+from app.db.session import make_engine  # noqa: E402
 from app.main import app  # noqa: E402
 from app.models import User  # noqa: E402
 from tests.utils.idea import IdeaStub  # noqa: E402
 from tests.utils.user import create_random_user  # noqa: E402
-from tests.utils.utils import auth_headers  # noqa: E402
+from tests.utils.utils import auth_headers, serve_session  # noqa: E402
 
 # Like TEST_DATABASE_URL: unset, Redis is an in-process fake; set, the suite uses that server.
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or "redis://fake-redis:6379/0"
@@ -116,9 +116,6 @@ async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 async def client(db: AsyncSession) -> AsyncIterator[httpx2.AsyncClient]:
-    async def override_get_db() -> AsyncIterator[AsyncSession]:
-        yield db
-
     @asynccontextmanager
     async def same_session() -> AsyncIterator[AsyncSession]:
         yield db
@@ -127,8 +124,7 @@ async def client(db: AsyncSession) -> AsyncIterator[httpx2.AsyncClient]:
         # Background tasks see the test's rolled-back transaction too.
         return same_session
 
-    app.dependency_overrides[get_db] = override_get_db
-    app.dependency_overrides[get_read_db] = override_get_db
+    serve_session(app, db)
     app.dependency_overrides[get_session_factory] = override_session_factory
     transport = httpx2.ASGITransport(app=app)
     try:

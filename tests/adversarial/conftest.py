@@ -6,23 +6,24 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
 import pytest
+from fastapi import FastAPI
 from schemathesis.python import asgi
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from app.api.deps import SessionFactory, get_ideas_client, get_session_factory
 from app.clients.ideas import IdeasClient, open_ideas_client
 from app.core.config import Settings
 from app.core.security import SCOPES
 from app.db.base import Base
-from app.db.session import get_db, get_read_db, make_engine, make_sessionmaker
+from app.db.session import make_engine, make_sessionmaker
 from app.main import create_app
 from tests.conftest import TEST_DATABASE_URL
 from tests.utils.db import create_database, drop_database, migrate, new_database_url
 from tests.utils.idea import IdeaStub
 from tests.utils.user import create_random_user
-from tests.utils.utils import auth_headers
+from tests.utils.utils import auth_headers, override_sessions
 
 
 @dataclass
@@ -31,7 +32,7 @@ class FuzzApp:
     client, all on the event loop Schemathesis runs requests on, so no connection crosses loops.
     """
 
-    app: ASGIApp = field(init=False)
+    app: FastAPI = field(init=False)
     database_url: str = ""
     ideas_settings: Settings | None = None
     user_id: int = 0
@@ -98,9 +99,8 @@ class FuzzApp:
         def own_factory() -> SessionFactory:
             return sessions
 
-        overrides = self.app.dependency_overrides  # type: ignore[attr-defined]
-        overrides[get_db] = own_db
-        overrides[get_read_db] = own_db
+        overrides = self.app.dependency_overrides
+        override_sessions(self.app, own_db)
         overrides[get_session_factory] = own_factory
         overrides[get_ideas_client] = lambda: ideas
 

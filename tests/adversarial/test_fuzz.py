@@ -52,7 +52,7 @@ def _settings(max_examples: int, **extra: Any) -> hypothesis.settings:
 
 
 schema = schemathesis.openapi.from_dict(
-    FUZZ_APP.app.openapi(),  # type: ignore[attr-defined]
+    FUZZ_APP.app.openapi(),
     config=schemathesis.Config.from_dict(
         {"generation": {"mode": "all", "max-examples": PROFILE["examples"]}}
     ),

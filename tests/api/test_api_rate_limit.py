@@ -1,17 +1,14 @@
 """The global per-IP API limit: RateLimit-* headers, 429 with Retry-After, one budget per IP."""
 
 import secrets
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
-import httpx2
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings, settings
-from app.db.session import get_db, get_read_db
 from app.main import create_app
+from tests.utils.utils import open_client
 
 RECIPES = "/api/v1/recipes"
 
@@ -21,23 +18,10 @@ def three_per_minute(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(settings, "RATE_LIMIT_DEFAULT", "3/minute")
 
 
-async def _client(stack: AsyncExitStack, app: FastAPI, db: AsyncSession) -> httpx2.AsyncClient:
-    async def override_get_db() -> AsyncIterator[AsyncSession]:
-        yield db
-
-    app.dependency_overrides[get_db] = override_get_db
-    app.dependency_overrides[get_read_db] = override_get_db
-    await stack.enter_async_context(app.router.lifespan_context(app))
-    transport = httpx2.ASGITransport(app=app)
-    return await stack.enter_async_context(
-        httpx2.AsyncClient(transport=transport, base_url="http://test")
-    )
-
-
 @pytest.mark.usefixtures("three_per_minute")
 async def test_api_limit_trips_with_headers(db: AsyncSession) -> None:
     async with AsyncExitStack() as stack:
-        c = await _client(stack, create_app(Settings(_env_file=None)), db)
+        c = await open_client(stack, create_app(Settings(_env_file=None)), db)
         allowed = [await c.get(RECIPES) for _ in range(3)]
         refused = await c.get(RECIPES)
         health = await c.get("/healthz")
@@ -55,7 +39,7 @@ async def test_api_limit_trips_with_headers(db: AsyncSession) -> None:
 
 async def test_api_limit_off_by_setting(db: AsyncSession) -> None:
     async with AsyncExitStack() as stack:
-        c = await _client(stack, create_app(Settings(_env_file=None)), db)
+        c = await open_client(stack, create_app(Settings(_env_file=None)), db)
         responses = [await c.get(RECIPES) for _ in range(5)]
     assert {r.status_code for r in responses} == {200}
     assert "ratelimit-limit" not in responses[0].headers
@@ -68,8 +52,8 @@ async def test_two_instances_share_one_budget_in_redis(db: AsyncSession, redis_u
         _env_file=None, REDIS_URL=redis_url, REDIS_KEY_PREFIX=f"test-{secrets.token_hex(6)}:"
     )
     async with AsyncExitStack() as stack:
-        first = await _client(stack, create_app(config), db)
-        second = await _client(stack, create_app(config), db)
+        first = await open_client(stack, create_app(config), db)
+        second = await open_client(stack, create_app(config), db)
         statuses = [
             (await first.get(RECIPES)).status_code,
             (await second.get(RECIPES)).status_code,

@@ -6,16 +6,14 @@ from contextlib import AsyncExitStack
 
 import httpx2
 import pytest
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.redis import create_redis
-from app.db.session import get_db, get_read_db
 from app.main import create_app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
-from tests.utils.utils import auth_headers
+from tests.utils.utils import auth_headers, open_client
 
 
 @pytest.fixture
@@ -35,18 +33,7 @@ async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
 async def _instance(
     stack: AsyncExitStack, settings: Settings, db: AsyncSession
 ) -> httpx2.AsyncClient:
-    app: FastAPI = create_app(settings)
-
-    async def override_get_db() -> AsyncIterator[AsyncSession]:
-        yield db
-
-    app.dependency_overrides[get_db] = override_get_db
-    app.dependency_overrides[get_read_db] = override_get_db
-    await stack.enter_async_context(app.router.lifespan_context(app))
-    transport = httpx2.ASGITransport(app=app)
-    return await stack.enter_async_context(
-        httpx2.AsyncClient(transport=transport, base_url="http://test")
-    )
+    return await open_client(stack, create_app(settings), db)
 
 
 async def test_two_instances_never_serve_a_stale_recipe(

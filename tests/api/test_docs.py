@@ -2,7 +2,7 @@
 
 import re
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import __version__
 from app.api.deps import CurrentUser, SessionDep
 from app.core.config import Settings
-from app.db.session import get_db, get_read_db
 from app.main import app, create_app
+from tests.utils.utils import serve_session
 
 ROOT = Path(__file__).resolve().parents[2]
 ERROR_REF = "#/components/schemas/ErrorDetail"
@@ -41,13 +41,9 @@ ClientFor = Callable[[Settings], httpx2.AsyncClient]
 def client_for(db: AsyncSession) -> ClientFor:
     """A client for an app made from the given settings, on the test's session."""
 
-    async def override_get_db() -> AsyncIterator[AsyncSession]:
-        yield db
-
     def make(settings: Settings) -> httpx2.AsyncClient:
         new_app = create_app(settings)
-        new_app.dependency_overrides[get_db] = override_get_db
-        new_app.dependency_overrides[get_read_db] = override_get_db
+        serve_session(new_app, db)
         return httpx2.AsyncClient(
             transport=httpx2.ASGITransport(app=new_app), base_url="http://test"
         )

@@ -6,9 +6,10 @@ from pathlib import Path
 import httpx2
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.session import get_db, get_read_db, make_engine, make_sessionmaker
+from app.db.session import make_engine, make_sessionmaker
 from app.main import app
 from tests.utils.db import new_database_url
+from tests.utils.utils import override_sessions
 
 
 def unreachable_url(database_url: str, tmp_path: Path) -> str:
@@ -38,8 +39,7 @@ async def test_readyz_503_when_database_is_down(database_url: str, tmp_path: Pat
         async with sessions() as session:
             yield session
 
-    app.dependency_overrides[get_db] = broken_db
-    app.dependency_overrides[get_read_db] = broken_db
+    override_sessions(app, broken_db)
     try:
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:

@@ -11,11 +11,11 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
-from app.db.session import get_db, get_read_db, write_intent
+from app.db.session import write_intent
 from app.main import create_app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
-from tests.utils.utils import auth_headers
+from tests.utils.utils import auth_headers, serve_session
 
 RECIPES = "/api/v1/recipes"
 
@@ -25,11 +25,7 @@ def make_settings(**values: Any) -> Settings:
 
 
 async def _client_for(app: FastAPI, db: AsyncSession) -> httpx2.AsyncClient:
-    async def override_get_db() -> AsyncIterator[AsyncSession]:
-        yield db
-
-    app.dependency_overrides[get_db] = override_get_db
-    app.dependency_overrides[get_read_db] = override_get_db
+    serve_session(app, db)
     return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://test")
 
 
