@@ -13,7 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-LOCK = ROOT / "requirements-dev.txt"
+# Serving needs only the runtime lock; the dev lock is a superset (same resolution), see lock().
+RUNTIME_LOCK = ROOT / "requirements.txt"
+DEV_LOCK = ROOT / "requirements-dev.txt"
 PY_FILES = ["app", "tests", "alembic", "scripts", "bench"]
 
 
@@ -30,27 +32,53 @@ def _env() -> dict[str, str]:
     return env
 
 
-def install() -> None:
-    """Create .venv and install the locked dependencies; a no-op when the lock is unchanged."""
+def _stamp(lock: Path) -> Path:
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
+    kind = "" if lock == DEV_LOCK else "run-"
+    return VENV / f".installed-{kind}{digest}"
+
+
+def install(dev: bool = True) -> None:
+    """Create .venv and install a lock (dev: everything; else the runtime set); no-op if current."""
     if not (BIN / "python").exists():
         print(f"Creating {VENV.relative_to(ROOT)} ...")
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()[:16]
-    stamp = VENV / f".installed-{digest}"
-    if stamp.exists():
+        # upgrade_deps: the pip and setuptools bundled with Python have published advisories.
+        venv.EnvBuilder(with_pip=True, upgrade_deps=True).create(VENV)
+    # The dev set contains the runtime set, so a venv made by `test` serves `run` as it is.
+    if _stamp(DEV_LOCK).exists() or (not dev and _stamp(RUNTIME_LOCK).exists()):
         return
-    print(f"Installing the locked dependencies from {LOCK.name} ...")
+    lock = DEV_LOCK if dev else RUNTIME_LOCK
+    print(f"Installing the locked dependencies from {lock.name} ...")
     pip = (BIN / "python", "-m", "pip", "--disable-pip-version-check", "-q")
-    _run(*pip, "install", "-r", LOCK)
-    for old in VENV.glob(".installed-*"):
+    # Pins already installed are kept, so `run` then `test` downloads only the difference.
+    _run(*pip, "install", "-r", lock)
+    for old in VENV.glob(f".installed-{'' if dev else 'run-'}*"):
         old.unlink()
-    stamp.touch()
+    if dev:
+        _stamp(RUNTIME_LOCK).touch()
+    _stamp(lock).touch()
+
+
+def _serve(args: list[str], env: dict[str, str]) -> None:
+    """run.sh in this process's place, so signals reach the server and its exit is ours."""
+    install(dev=False)
+    command = ["bash", str(ROOT / "run.sh"), *args]
+    if os.name == "nt":  # no exec there; bash from Git for Windows or WSL
+        _run(*command, env=env)
+        return
+    sys.stdout.flush()
+    os.chdir(ROOT)
+    os.execvpe("bash", command, env)
 
 
 def run(args: list[str]) -> None:
     """Migrate, seed and serve (SQLite under ./data unless DATABASE_URL says otherwise)."""
-    install()
-    _run("bash", ROOT / "run.sh", *args, env=_env())
+    _serve(args, _env())
+
+
+def dev(args: list[str]) -> None:
+    """Like run, but `fastapi dev`: reloads on code changes, on 127.0.0.1 unless HOST is set."""
+    _serve(args, _env() | {"RELOAD": "1"})
 
 
 def test(args: list[str]) -> None:
@@ -126,6 +154,7 @@ def lock(_: list[str]) -> None:
 VERBS = {
     "install": lambda _: install(),
     "run": run,
+    "dev": dev,
     "test": test,
     "test-browser": test_browser,
     "adversarial": adversarial,

@@ -1,12 +1,15 @@
-"""run.sh and prestart.sh as real processes: serve, reseed, share metrics, drain on SIGTERM."""
+"""run.sh, prestart.sh and scripts/dev.py as real processes: serve, reseed, drain, stop, install."""
 
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
+from types import ModuleType
 
 import httpx2
 import pytest
@@ -14,7 +17,8 @@ import pytest
 from app.core.config import settings
 from tests.api.test_metrics import _value
 from tests.utils.idea import SUBREDDITS, IdeaStub, Reply
-from tests.utils.server import ROOT, run_sh, superuser_headers
+from tests.utils.server import ROOT, run_sh, script_env, serve, superuser_headers
+from tests.utils.utils import free_port
 
 SLOW_REQUESTS = 3
 UPSTREAM_DELAY_SECONDS = 2.0
@@ -136,3 +140,130 @@ def test_client_ip_comes_from_forwarded_headers_only_from_trusted_proxies(
         ]
     # Trusted: three clients, one request each. Untrusted: one client (the proxy), over budget.
     assert statuses == ([200, 200, 200] if separate_budgets else [200, 200, 429])
+
+
+def _process_group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("verb", "banner"), [("run", "production mode"), ("dev", "Will watch")])
+def test_dev_py_serve_verbs_stop_the_server_on_sigterm(
+    fresh_database_url: str, verb: str, banner: str
+) -> None:
+    command = (sys.executable, "scripts/dev.py", verb)
+    with serve(fresh_database_url, command) as service:
+        assert banner in service.output()
+        # The runner only, as an IDE's stop button or a supervisor sends it: not its group.
+        os.kill(service.proc.pid, signal.SIGTERM)
+        try:
+            service.proc.wait(timeout=30)
+            deadline = time.monotonic() + 10
+            while _process_group_alive(service.proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not _process_group_alive(service.proc.pid), "the server outlived its runner"
+        finally:
+            if _process_group_alive(service.proc.pid):
+                os.killpg(service.proc.pid, signal.SIGKILL)
+        with pytest.raises(httpx2.TransportError):
+            httpx2.get(f"{service.base_url}/healthz", timeout=2)
+
+
+def test_run_sh_takes_host_and_port_from_dot_env(fresh_database_url: str, tmp_path: Path) -> None:
+    for name in ("app", "alembic", "alembic.ini", "pyproject.toml", "prestart.sh", "run.sh"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    port = free_port()
+    (tmp_path / ".env").write_text(f"# as a newcomer writes it\nHOST=127.0.0.1\nPORT={port}\n")
+    # Empty in the environment: unset, so .env decides.
+    env = {"HOST": "", "PORT": ""}
+    with serve(
+        fresh_database_url, ("bash", "run.sh"), cwd=tmp_path, port=port, extra_env=env
+    ) as service:
+        assert httpx2.get(f"{service.base_url}/healthz", timeout=5).status_code == 200
+
+
+def test_run_sh_names_a_busy_port_in_one_line(fresh_database_url: str, tmp_path: Path) -> None:
+    (tmp_path / "run.sh").symlink_to(ROOT / "run.sh")
+    with socket.socket() as busy, socket.socket() as also_busy:
+        for sock in (busy, also_busy):
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+        env_port, process_port = busy.getsockname()[1], also_busy.getsockname()[1]
+        (tmp_path / ".env").write_text(f"PORT={env_port}\n")
+        result = subprocess.run(
+            ["bash", "run.sh"],
+            cwd=tmp_path,
+            env=script_env(fresh_database_url, process_port),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode != 0
+    # The process environment wins over .env, and the hint is all there is.
+    assert result.stderr.splitlines() == [
+        f"run.sh: port {process_port} on 127.0.0.1 is already in use (another server still "
+        f"running?): stop it, or set another, say PORT={process_port + 1}"
+    ]
+
+
+def _dev_py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, list[str]]:
+    """scripts/dev.py on a venv of its own under tmp_path; pip calls are recorded, not run."""
+    spec = spec_from_file_location("dev_script", ROOT / "scripts" / "dev.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = module_from_spec(spec)
+    spec.loader.exec_module(module)
+    venv_dir = tmp_path / ".venv"
+    monkeypatch.setattr(module, "ROOT", tmp_path)
+    monkeypatch.setattr(module, "VENV", venv_dir)
+    monkeypatch.setattr(module, "BIN", venv_dir / "bin")
+    installed: list[str] = []
+    monkeypatch.setattr(module, "_run", lambda *cmd, **_: installed.append(Path(cmd[-1]).name))
+    return module, installed
+
+
+def test_install_makes_the_venv_with_current_pip_and_setuptools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dev_py, _ = _dev_py(tmp_path, monkeypatch)
+    made: list[dict[str, object]] = []
+
+    class Builder:
+        def __init__(self, **options: object) -> None:
+            made.append(options)
+
+        def create(self, path: Path) -> None:
+            (path / "bin").mkdir(parents=True)
+            (path / "bin" / "python").touch()
+
+    monkeypatch.setattr(dev_py.venv, "EnvBuilder", Builder)
+    dev_py.install(dev=False)
+    assert made == [{"with_pip": True, "upgrade_deps": True}]
+
+
+def test_run_installs_the_runtime_lock_and_test_only_adds_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dev_py, installed = _dev_py(tmp_path, monkeypatch)
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").touch()
+    dev_py.install(dev=False)
+    dev_py.install(dev=False)
+    assert installed == ["requirements.txt"]
+    dev_py.install(dev=True)
+    dev_py.install(dev=True)
+    dev_py.install(dev=False)
+    assert installed == ["requirements.txt", "requirements-dev.txt"]
+
+
+def test_run_after_test_installs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dev_py, installed = _dev_py(tmp_path, monkeypatch)
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").touch()
+    dev_py.install(dev=True)
+    dev_py.install(dev=False)
+    assert installed == ["requirements-dev.txt"]

@@ -6,8 +6,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,17 +45,29 @@ class Service:
         return self.log.read_text(errors="replace")
 
 
-@contextmanager
-def run_sh(database_url: str, **extra_env: str) -> Iterator[Service]:
+def run_sh(database_url: str, **extra_env: str) -> AbstractContextManager[Service]:
     """run.sh on the given database; yields the service once /healthz answers."""
-    port = free_port()
-    env = script_env(database_url, port, **extra_env)
+    return serve(database_url, ("bash", "run.sh"), extra_env=extra_env)
+
+
+@contextmanager
+def serve(
+    database_url: str,
+    command: Sequence[str],
+    *,
+    cwd: Path = ROOT,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[Service]:
+    """command (run.sh, or what runs it) from cwd; yields the service once /healthz answers."""
+    port = port or free_port()
+    env = script_env(database_url, port, **(extra_env or {}))
     # A file, not a pipe: a pipe nobody reads fills up under load and stalls the server.
     log = Path(tempfile.mkstemp(prefix="recipe-run-", suffix=".log")[1])
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            ["bash", "run.sh"],
-            cwd=ROOT,
+            list(command),
+            cwd=cwd,
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
