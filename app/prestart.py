@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 
 from app import backend_pre_start, initial_data
+from app.core.config import is_placeholder, settings
 
 logger = logging.getLogger("app.prestart")
 
@@ -28,6 +29,12 @@ def main(config: Config | None = None) -> int:
     logger.info("creating initial data")
     asyncio.run(initial_data.main())
     logger.info("initial data created")
+    # Said here, once per start and formatted, not by every process that reads the settings.
+    if is_placeholder(settings.FIRST_SUPERUSER_PASSWORD.get_secret_value()):
+        logger.warning(
+            "%s has the placeholder password FIRST_SUPERUSER_PASSWORD: fine locally only",
+            settings.FIRST_SUPERUSER_EMAIL,
+        )
     return 0
 
 

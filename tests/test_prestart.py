@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
+from pydantic import SecretStr
 from sqlalchemy import func, select, text
 
 from app import backend_pre_start, initial_data, prestart
+from app.core.config import settings
 from app.db.init_db import SEED_RECIPES
 from app.db.session import make_engine
 from app.models import Recipe, User
@@ -89,3 +91,20 @@ def test_prestart_main_stops_when_the_database_never_answers(
     monkeypatch.setattr(backend_pre_start, "main", unreachable)
     monkeypatch.setattr("app.prestart.command.upgrade", pytest.fail)
     assert prestart.main() == 1
+
+
+@pytest.mark.parametrize(("password", "warnings"), [("changethis", 1), ("a-real-password-1", 0)])
+def test_prestart_main_warns_once_about_a_placeholder_password(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, password: str, warnings: int
+) -> None:
+    async def answered() -> int:
+        return 0
+
+    monkeypatch.setattr(backend_pre_start, "main", answered)
+    monkeypatch.setattr("app.prestart.command.upgrade", lambda *_: None)
+    monkeypatch.setattr(initial_data, "main", answered)
+    monkeypatch.setattr(settings, "FIRST_SUPERUSER_PASSWORD", SecretStr(password))
+    assert prestart.main() == 0
+    placeholder = [r for r in caplog.records if "placeholder" in r.getMessage()]
+    assert len(placeholder) == warnings
+    assert all(r.levelname == "WARNING" and r.name == "app.prestart" for r in placeholder)

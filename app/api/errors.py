@@ -30,7 +30,10 @@ class SafeJSONResponse(JSONResponse):
     """JSON that stays valid for any input echoed back: lone surrogates escaped, no NaN."""
 
     def render(self, content: object) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+        # Compact, like every other body the app sends.
+        return json.dumps(
+            content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        ).encode("ascii")
 
 
 def _json_safe(value: object) -> object:

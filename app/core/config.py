@@ -228,8 +228,6 @@ class Settings(BaseSettings):
         if self.ENVIRONMENT == "local":
             if self.SECRET_KEY is None:
                 self.SECRET_KEY = SecretStr(local_secret())
-            if is_placeholder(self.FIRST_SUPERUSER_PASSWORD.get_secret_value()):
-                logger.warning("FIRST_SUPERUSER_PASSWORD is a placeholder: fine locally only.")
             return self
         problems = []
         key = self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else ""

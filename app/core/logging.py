@@ -11,7 +11,12 @@ from typing import Any, Literal
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
-_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# uvicorn's color_message is its message again, with terminal colour codes: never logged.
+_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 _REDACTED = "[REDACTED]"
 # Defence in depth: nothing should log these, but if a message or an extra carries one, mask it.

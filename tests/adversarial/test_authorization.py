@@ -117,6 +117,7 @@ MATRIX: tuple[Row, ...] = (
     Row("GET", "/redoc", public(200), at("/redoc")),
     Row("GET", "/docs/static", public(200), at(STATIC_FILE)),
     Row("GET", "/", public(200), at("/")),
+    Row("GET", "/favicon.ico", public(200), at("/favicon.ico")),
     Row("GET", "/recipes/{recipe_id}", public(200), lambda w: Call(f"/recipes/{w.recipe.id}")),
     # Authentication: open to anyone, whatever token they send.
     Row(

@@ -1,5 +1,7 @@
 """Exception handlers: which database errors mean "unavailable" (503) and which are bugs (500)."""
 
+import json
+
 import asyncpg
 import httpx2
 import pytest
@@ -66,3 +68,12 @@ async def test_dbapi_error_is_503_only_when_the_database_is_unavailable(
         assert response.headers["retry-after"] == "5"
     else:
         assert response.json()["detail"] == "Internal Server Error"
+
+
+async def test_validation_error_body_is_compact_like_every_other(
+    client: httpx2.AsyncClient,
+) -> None:
+    response = await client.post("/api/v1/auth/signup", json={"email": "not an email"})
+    assert response.status_code == 422
+    compact = json.dumps(response.json(), separators=(",", ":"), ensure_ascii=True)
+    assert response.content == compact.encode()

@@ -167,3 +167,11 @@ async def test_pages_use_no_external_assets_or_scripts(
         assert "<link" not in response.text
         assert "<img" not in response.text
         assert "script-src" not in response.headers["content-security-policy"]
+
+
+async def test_favicon_is_served_and_cacheable(client: httpx2.AsyncClient) -> None:
+    response = await client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/x-icon"
+    assert response.headers["cache-control"] == "public, max-age=86400"
+    assert response.content.startswith(b"\x00\x00\x01\x00")  # an icon directory, one image

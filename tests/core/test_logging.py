@@ -105,6 +105,20 @@ def test_console_format_is_one_readable_line() -> None:
     assert ConsoleFormatter().format(record).endswith("INFO    app.x [abc] hello you status=200")
 
 
+@pytest.mark.parametrize("formatter", [ConsoleFormatter(), JsonFormatter()])
+def test_uvicorn_color_message_is_not_logged(formatter: logging.Formatter) -> None:
+    record = logging.makeLogRecord(
+        {"name": "uvicorn.error", "levelname": "INFO", "msg": "Started server process [%d]"}
+    )
+    record.args = (42,)
+    record.color_message = "Started server process [\x1b[36m%d\x1b[0m]"
+    line = formatter.format(record)
+    assert "Started server process [42]" in line
+    assert "color_message" not in line
+    assert "\x1b" not in line
+    assert "\\u001b" not in line
+
+
 @pytest.mark.parametrize(
     ("text", "secret"),
     [
