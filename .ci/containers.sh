@@ -292,7 +292,7 @@ for tag in $(docker compose config --images); do
     esac
 done
 
-section "The real Dockerfile, built unmodified, by docker compose build as README's steps do"
+section "The real Dockerfile, built unmodified, by docker compose build as docs/deploy.md's steps do"
 # The compose project and its free loopback ports, for this build and the stack further down.
 COMPOSE_PROJECT="recipe-ci-$("$PY" -c 'import secrets; print(secrets.token_hex(4))')"
 read -r CI_DB_PORT CI_REDIS_PORT CI_APP1_PORT CI_APP2_PORT ci_http ci_https \
@@ -356,7 +356,7 @@ code=$(docker inspect -f '{{.State.ExitCode}}' "$cid")
 [ "$code" = 0 ] || { echo "the app exited with $code on SIGTERM" >&2; exit 1; }
 echo "  ok  SIGTERM stops it cleanly (exit 0), as a pod's termination does"
 
-section "The image as README's Docker steps run it: SQLite on a named volume"
+section "The image as docs/deploy.md's Docker steps run it: SQLite on a named volume"
 read -r app_port < <("${CHECK[@]}" ports 1)
 cid=$(docker run -d --network host -v recipe-data-ci:/app/data -e SECRET_KEY \
     -e FIRST_SUPERUSER_PASSWORD -e HOST=127.0.0.1 -e PORT="$app_port" "$APP_IMAGE")
