@@ -6,7 +6,7 @@ import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import MAX_ID, encode_cursor
+from app.crud.pagination import MAX_ID, encode_cursor
 from app.models import User
 from tests.utils.recipe import create_random_recipe
 from tests.utils.user import create_random_user

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
-from app.api.pagination import MAX_ID
 from app.core.security import SCOPES
+from app.crud.pagination import MAX_ID
 from app.main import app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
@@ -478,7 +478,7 @@ async def test_superuser_flag_without_scope_in_database_still_needs_is_superuser
     admin = await create_random_user(db, is_superuser=True)
     headers = auth_headers(admin.id, scopes=SCOPES)
     assert (await client.get(USERS, headers=headers)).status_code == 200
-    await crud.user.update(db, db_obj=admin, obj_in={"is_superuser": False})
+    await crud.user.update(db, admin, {"is_superuser": False})
     assert (await client.get(USERS, headers=headers)).status_code == 403
 
 
