@@ -98,8 +98,9 @@ async def request_transaction(session: AsyncSession) -> AsyncIterator[AsyncSessi
 
 
 async def commit_early(session: AsyncSession) -> None:
-    """End the request's transaction now, before slow work: hashing a password, awaiting
-    another service. The one place besides the request's end where a transaction commits.
+    """End the request's transaction now: before slow work (hashing a password, awaiting
+    another service), or to keep a write (a revocation) that the error answer to follow would
+    roll back. The one place besides the request's end where a transaction commits.
 
     While the work runs the session then holds no pooled connection (PostgreSQL) and no write
     lock (SQLite); the objects it loaded stay usable (expire_on_commit=False), and its next
@@ -140,7 +141,8 @@ async def _closing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
         try:
             await session.close()
         except Exception as exc:
-            # The answer is decided by now; a connection lost here is discarded by the pool.
+            # The transaction has ended, so the answer is decided: raising would only turn it
+            # into a 500. A connection lost here is discarded by the pool.
             logger.warning("closing the session failed: %s", type(exc).__name__)
 
 
