@@ -24,7 +24,6 @@ os.environ.update(
 )
 
 from collections.abc import AsyncIterator, Iterator  # noqa: E402
-from contextlib import asynccontextmanager  # noqa: E402
 from typing import Any  # noqa: E402
 
 import fakeredis  # noqa: E402
@@ -33,7 +32,6 @@ import pytest  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 
-from app.api.deps import SessionFactory, get_session_factory  # noqa: E402
 from app.core import redis as redis_module  # noqa: E402
 from app.core.security import SCOPES  # noqa: E402
 from app.db.session import make_engine  # noqa: E402
@@ -101,7 +99,8 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """A session inside a transaction that is rolled back after the test; commits are savepoints."""
+    """A session inside a transaction that is rolled back after the test. The session works in
+    savepoints of it, so a request's commit or rollback (see serve_session) leaves it open."""
     async with engine.connect() as conn:
         transaction = await conn.begin()
         session = AsyncSession(
@@ -116,16 +115,8 @@ async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 async def client(db: AsyncSession) -> AsyncIterator[httpx2.AsyncClient]:
-    @asynccontextmanager
-    async def same_session() -> AsyncIterator[AsyncSession]:
-        yield db
-
-    def override_session_factory() -> SessionFactory:
-        # Background tasks see the test's rolled-back transaction too.
-        return same_session
-
+    # Requests and background tasks all see the test's rolled-back transaction.
     serve_session(app, db)
-    app.dependency_overrides[get_session_factory] = override_session_factory
     transport = httpx2.ASGITransport(app=app)
     try:
         async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:

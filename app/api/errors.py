@@ -1,4 +1,5 @@
-"""Every exception handler: 409 for clashes, 503 for an unreachable database, safe 422 and 500."""
+"""Every exception handler: domain errors, 409 for clashes, 503 for an unreachable database, safe
+422 and 500."""
 
 import json
 import logging
@@ -9,6 +10,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
+
+from app.services.errors import AppError
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,14 @@ async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def app_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    """A domain error (app.services.errors): its status code, message and headers."""
+    assert isinstance(exc, AppError)
+    return JSONResponse(
+        {"detail": exc.detail}, status_code=exc.status_code, headers=dict(exc.headers or {})
+    )
+
+
 async def integrity_error_handler(_: Request, exc: Exception) -> JSONResponse:
     """A uniqueness or foreign-key clash that a check before the write could not rule out."""
     logger.info("integrity error: %s", type(getattr(exc, "orig", exc)).__name__)
@@ -97,6 +108,7 @@ async def dbapi_error_handler(request: Request, exc: Exception) -> JSONResponse:
 def register_exception_handlers(app: FastAPI) -> None:
     """Anything not handled here becomes a 500 in RequestContextMiddleware, with a request id."""
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(AppError, app_error_handler)
     app.add_exception_handler(sa_exc.IntegrityError, integrity_error_handler)
     for exc_type in DB_UNAVAILABLE:
         app.add_exception_handler(exc_type, db_unavailable_handler)

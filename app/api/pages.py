@@ -9,8 +9,8 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app import crud
-from app.api.deps import SessionDep
-from app.api.pagination import MAX_ID, decode_cursor, split_page
+from app.api.deps import ReadSessionDep
+from app.crud.pagination import MAX_ID, PageParams, decode_cursor
 from app.schemas.common import storable
 
 PAGE_SIZE = 20
@@ -67,7 +67,7 @@ def _before_id(cursor: str | None) -> int | None:
 @router.get("/")
 async def index(
     request: Request,
-    db: SessionDep,
+    db: ReadSessionDep,
     q: Annotated[str | None, Query()] = None,
     cursor: Annotated[str | None, Query()] = None,
 ) -> HTMLResponse:
@@ -77,23 +77,23 @@ async def index(
         before_id = _before_id(cursor)
     except BadPageInput as exc:
         return _error(request, status.HTTP_422_UNPROCESSABLE_CONTENT, "Bad request", str(exc))
+    page = PageParams(limit=PAGE_SIZE, before_id=before_id)
     if text:
-        rows = await crud.recipe.search(db, keyword=text, before_id=before_id, limit=PAGE_SIZE + 1)
+        found = await crud.recipe.search(db, page, keyword=text)
     else:
-        rows = await crud.recipe.get_multi(db, before_id=before_id, limit=PAGE_SIZE + 1)
-    recipes, next_cursor = split_page(rows, PAGE_SIZE)
+        found = await crud.recipe.paginate(db, page)
     return _render(
         request,
         "index.html",
-        recipes=recipes,
+        recipes=found.items,
         q=text,
-        next_url=_page_url(text, next_cursor) if next_cursor else None,
+        next_url=_page_url(text, found.next_cursor) if found.next_cursor else None,
         first_url=_page_url(text, None) if before_id is not None else None,
     )
 
 
 @router.get("/recipes/{recipe_id}")
-async def recipe_page(request: Request, db: SessionDep, recipe_id: str) -> HTMLResponse:
+async def recipe_page(request: Request, db: ReadSessionDep, recipe_id: str) -> HTMLResponse:
     """One recipe; anything that is not an existing recipe's id is a 404 page."""
     # The length check keeps int() away from digit strings it refuses to convert.
     digits = recipe_id.isascii() and recipe_id.isdigit() and len(recipe_id) <= len(str(MAX_ID))

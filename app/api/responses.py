@@ -3,10 +3,28 @@
 from typing import Any
 
 from app.schemas import ErrorDetail
+from app.services.errors import AppError
 
 
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": ErrorDetail, "description": DESCRIPTIONS[code]} for code in codes}
+def errors(*raised: int | type[AppError]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for the status codes and domain errors a route may answer with; a domain
+    error's message is its description."""
+    described: dict[int, list[str]] = {}
+    for item in raised:
+        code, text = (
+            (item, DESCRIPTIONS[item])
+            if isinstance(item, int)
+            else (
+                item.status_code,
+                item.message,
+            )
+        )
+        if text not in described.setdefault(code, []):
+            described[code].append(text)
+    return {
+        code: {"model": ErrorDetail, "description": "; ".join(texts)}
+        for code, texts in sorted(described.items())
+    }
 
 
 DESCRIPTIONS = {

@@ -1,4 +1,4 @@
-"""Every query as a named method, with explicit commits. No HTTP here."""
+"""Every query as a named method on a repository; repositories flush, never commit. No HTTP here."""
 
 from app.crud.crud_recipe import recipe
 from app.crud.crud_token import password_reset_token, refresh_token

@@ -1,76 +1,89 @@
-"""Generic data access: get, get_multi, create, update, remove. Subclasses add the rest."""
+"""The repository base every repository subclasses: get, add, update, remove, paginate.
 
-from collections.abc import Sequence
-from typing import Any, Generic, Protocol, TypeVar
+Repositories take model objects and dicts, never wire schemas, and flush, never commit: the
+request's session dependency owns the transaction (see app.db.session). Named queries live in
+the subclasses.
+"""
 
-from pydantic import BaseModel
-from sqlalchemy import Select, select
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, Protocol, TypeVar, cast
+
+from sqlalchemy import Select, delete, select
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
+from sqlalchemy.orm.exc import StaleDataError
 
-
-async def end_transaction(db: AsyncSession) -> None:
-    """Commit what the session has done so far, before slow work such as password hashing.
-
-    While the work runs, the session then holds no pooled connection (PostgreSQL) and no write
-    lock (SQLite); the objects it loaded stay usable (expire_on_commit=False).
-    """
-    if db.in_transaction():
-        await db.commit()
+from app.crud.pagination import Page, PageParams, encode_cursor
+from app.db.session import Reader
 
 
 class HasIntId(Protocol):
     id: Mapped[int]
 
 
-ModelType = TypeVar("ModelType", bound=HasIntId)
-CreateSchemaType = TypeVar("CreateSchemaType", bound=BaseModel)
-UpdateSchemaType = TypeVar("UpdateSchemaType", bound=BaseModel)
+ModelT = TypeVar("ModelT", bound=HasIntId)
 
 
-class CRUDBase(Generic[ModelType, CreateSchemaType, UpdateSchemaType]):
-    def __init__(self, model: type[ModelType]) -> None:
+def like_pattern(text: str) -> str:
+    """A LIKE pattern that matches the text literally, wildcards included (escape="\\")."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class Repository(Generic[ModelT]):
+    def __init__(self, model: type[ModelT]) -> None:
         self.model = model
 
-    async def get(self, db: AsyncSession, id: int) -> ModelType | None:
+    async def get(self, db: Reader, id: int) -> ModelT | None:
         return await db.get(self.model, id)
 
-    async def get_multi(
-        self, db: AsyncSession, *, before_id: int | None = None, limit: int = 20
-    ) -> Sequence[ModelType]:
-        return await self._newest_first(db, select(self.model), before_id=before_id, limit=limit)
+    async def add(self, db: AsyncSession, obj: ModelT) -> ModelT:
+        db.add(obj)
+        await db.flush()
+        return obj
 
-    async def create(self, db: AsyncSession, *, obj_in: CreateSchemaType) -> ModelType:
-        return await self._save(db, self.model(**obj_in.model_dump()))
-
-    async def update(
-        self, db: AsyncSession, *, db_obj: ModelType, obj_in: UpdateSchemaType | dict[str, Any]
-    ) -> ModelType:
-        """Apply only the fields that were sent."""
-        data = obj_in if isinstance(obj_in, dict) else obj_in.model_dump(exclude_unset=True)
+    async def update(self, db: AsyncSession, obj: ModelT, data: Mapping[str, Any]) -> ModelT | None:
+        """Set the fields given; None if the row was deleted meanwhile (nothing to update)."""
         for field, value in data.items():
-            setattr(db_obj, field, value)
-        return await self._save(db, db_obj)
+            setattr(obj, field, value)
+        try:
+            await db.flush()
+        except StaleDataError:
+            return None
+        return obj
 
-    async def remove(self, db: AsyncSession, *, db_obj: ModelType) -> None:
-        await db.delete(db_obj)
-        await db.commit()
+    async def remove(self, db: AsyncSession, obj: ModelT) -> bool:
+        """Delete the row; False if it was gone already, so of two racing deletes one wins."""
+        result = await db.execute(
+            delete(self.model)
+            .where(self.model.id == obj.id)
+            .execution_options(synchronize_session=False)
+        )
+        if obj in db:
+            db.expunge(obj)
+        return cast(CursorResult[Any], result).rowcount == 1
 
-    async def _newest_first(
+    async def paginate(
+        self, db: Reader, page: PageParams, query: Select[ModelT] | None = None
+    ) -> Page[ModelT]:
+        """One page of the query's rows (default: all), newest first, by keyset on the id: a page
+        deep in the table costs what the first does. One extra row says whether more follow."""
+        rows = await self.newest(db, query, limit=page.limit + 1, before_id=page.before_id)
+        if len(rows) > page.limit:
+            last_id = cast(int, rows[page.limit - 1].id)  # a loaded row: an int, not a column
+            return Page(rows[: page.limit], encode_cursor(last_id))
+        return Page(rows, None)
+
+    async def newest(
         self,
-        db: AsyncSession,
-        query: Select[ModelType],
+        db: Reader,
+        query: Select[ModelT] | None = None,
         *,
-        before_id: int | None,
         limit: int,
-    ) -> Sequence[ModelType]:
-        """Keyset paging on the primary key: a page deep in the table costs what the first does."""
-        query = query.order_by(self.model.id.desc()).limit(limit)
+        before_id: int | None = None,
+    ) -> Sequence[ModelT]:
+        query = (select(self.model) if query is None else query).order_by(self.model.id.desc())
         if before_id is not None:
             query = query.where(self.model.id < before_id)
-        return (await db.scalars(query)).all()
-
-    async def _save(self, db: AsyncSession, db_obj: ModelType) -> ModelType:
-        db.add(db_obj)
-        await db.commit()
-        return db_obj
+        return (await db.scalars(query.limit(limit))).all()

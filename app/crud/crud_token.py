@@ -1,17 +1,18 @@
-"""Refresh and password-reset token data access: issue, rotate, revoke, redeem. No HTTP here."""
+"""Refresh and password-reset token data access: issue, claim, revoke, purge. No HTTP here."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Update, delete, select, update
+from sqlalchemy import Update, delete, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import settings
-from app.core.security import get_password_hash, hash_token, new_opaque_token
-from app.crud.base import end_transaction
-from app.models import PasswordResetToken, RefreshToken, User
+from app.core.security import hash_token, new_opaque_token
+from app.crud.base import Repository
+from app.db.session import Reader
+from app.models import PasswordResetToken, RefreshToken
 
 
 def _now() -> datetime:
@@ -24,7 +25,7 @@ async def _claim(db: AsyncSession, statement: Update) -> bool:
     return cast(CursorResult[Any], result).rowcount == 1
 
 
-class CRUDRefreshToken:
+class RefreshTokenRepository(Repository[RefreshToken]):
     async def create_for_user(
         self, db: AsyncSession, *, user_id: int, scope: str, family_id: str | None = None
     ) -> tuple[str, RefreshToken]:
@@ -37,11 +38,9 @@ class CRUDRefreshToken:
             scope=scope,
             expires_at=_now() + timedelta(days=settings.REFRESH_TOKEN_EXPIRE_DAYS),
         )
-        db.add(row)
-        await db.commit()
-        return raw, row
+        return raw, await self.add(db, row)
 
-    async def get_by_token(self, db: AsyncSession, *, token: str) -> RefreshToken | None:
+    async def get_by_token(self, db: Reader, *, token: str) -> RefreshToken | None:
         return await db.scalar(
             select(RefreshToken).where(RefreshToken.token_hash == hash_token(token))
         )
@@ -65,19 +64,12 @@ class CRUDRefreshToken:
         )
         if not claimed:
             return None
-        raw = new_opaque_token()
-        successor = RefreshToken(
-            user_id=db_obj.user_id,
-            family_id=db_obj.family_id,
-            token_hash=hash_token(raw),
-            scope=scope,
-            expires_at=now + timedelta(days=settings.REFRESH_TOKEN_EXPIRE_DAYS),
+        raw, successor = await self.create_for_user(
+            db, user_id=db_obj.user_id, scope=scope, family_id=db_obj.family_id
         )
-        db.add(successor)
-        await db.flush()
         db_obj.revoked_at = now
         db_obj.replaced_by_id = successor.id
-        await db.commit()
+        await db.flush()
         return raw
 
     async def revoke_family(self, db: AsyncSession, *, family_id: str) -> None:
@@ -87,79 +79,78 @@ class CRUDRefreshToken:
             .values(revoked_at=_now())
             .execution_options(synchronize_session="fetch")
         )
-        await db.commit()
 
     async def revoke_all_for_user(self, db: AsyncSession, *, user_id: int) -> None:
-        """End every session of the user; commits whatever else the session holds with it."""
+        """End every session of the user."""
         await db.execute(
             update(RefreshToken)
             .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=_now())
             .execution_options(synchronize_session="fetch")
         )
-        await db.commit()
 
-    async def remove_expired(self, db: AsyncSession, *, user_id: int) -> None:
-        """Drop the user's expired tokens, so the table holds live sessions, not history."""
+    async def purge(self, db: AsyncSession, *, user_id: int) -> None:
+        """Drop the user's expired tokens, so the table holds live sessions, not history. Used
+        ones stay until they expire: presenting one again must still be seen as reuse."""
         await db.execute(
             delete(RefreshToken)
             .where(RefreshToken.user_id == user_id, RefreshToken.expires_at < _now())
             .execution_options(synchronize_session=False)
         )
-        await db.commit()
 
 
-class CRUDPasswordResetToken:
+class PasswordResetTokenRepository(Repository[PasswordResetToken]):
     async def create_for_user(self, db: AsyncSession, *, user_id: int) -> str:
         """A new single-use reset token; returns the raw value, stores its hash."""
         raw = new_opaque_token()
-        db.add(
-            PasswordResetToken(
-                user_id=user_id,
-                token_hash=hash_token(raw),
-                expires_at=_now() + timedelta(minutes=settings.PASSWORD_RESET_EXPIRE_MINUTES),
-            )
+        row = PasswordResetToken(
+            user_id=user_id,
+            token_hash=hash_token(raw),
+            expires_at=_now() + timedelta(minutes=settings.PASSWORD_RESET_EXPIRE_MINUTES),
         )
-        await db.commit()
+        await self.add(db, row)
         return raw
 
-    async def get_by_token(self, db: AsyncSession, *, token: str) -> PasswordResetToken | None:
+    async def get_by_token(self, db: Reader, *, token: str) -> PasswordResetToken | None:
         query = select(PasswordResetToken).where(PasswordResetToken.token_hash == hash_token(token))
         return await db.scalar(query)
 
-    async def redeem(self, db: AsyncSession, *, token: str, new_password: str) -> User | None:
-        """Set a new password with a reset token, once. None if the token is unknown, used,
-        expired or its user is inactive. Ends every session of the user in the same commit."""
-        row = await self.get_by_token(db, token=token)
-        if row is None or row.used_at is not None or row.expires_at <= _now():
-            return None
-        user = await db.get(User, row.user_id)
-        if user is None or not user.is_active:
-            return None
-        await end_transaction(db)
-        hashed = await get_password_hash(new_password)
+    async def claim(self, db: AsyncSession, *, db_obj: PasswordResetToken) -> bool:
+        """Mark the token used, with every other unused one of its user; False if it was used
+        already, including by a concurrent call (a conditional UPDATE only one caller wins)."""
         now = _now()
-        # Conditional, so two requests racing with one token cannot both win.
         claimed = await _claim(
             db,
             update(PasswordResetToken)
-            .where(PasswordResetToken.id == row.id, PasswordResetToken.used_at.is_(None))
+            .where(PasswordResetToken.id == db_obj.id, PasswordResetToken.used_at.is_(None))
             .values(used_at=now),
         )
         if not claimed:
-            return None
-        # Every other reset token of the user dies with this one.
+            return False
         await db.execute(
             update(PasswordResetToken)
-            .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
+            .where(
+                PasswordResetToken.user_id == db_obj.user_id, PasswordResetToken.used_at.is_(None)
+            )
             .values(used_at=now)
             .execution_options(synchronize_session=False)
         )
-        row.used_at = now
-        user.hashed_password = hashed
-        await refresh_token.revoke_all_for_user(db, user_id=user.id)
-        return user
+        db_obj.used_at = now
+        return True
+
+    async def purge(self, db: AsyncSession, *, user_id: int) -> None:
+        """Drop the user's used and expired reset tokens: none of them can work again."""
+        await db.execute(
+            delete(PasswordResetToken)
+            .where(
+                PasswordResetToken.user_id == user_id,
+                or_(
+                    PasswordResetToken.used_at.is_not(None), PasswordResetToken.expires_at < _now()
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
 
 
-refresh_token = CRUDRefreshToken()
-password_reset_token = CRUDPasswordResetToken()
+refresh_token = RefreshTokenRepository(RefreshToken)
+password_reset_token = PasswordResetTokenRepository(PasswordResetToken)

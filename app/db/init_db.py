@@ -7,8 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
 from app.core.config import Settings, settings
-from app.models import User
-from app.schemas import RecipeCreate, UserCreate
+from app.core.security import get_password_hash
+from app.models import Recipe, User
+from app.schemas import RecipeCreate
+from app.schemas.common import normalize_email
 
 logger = logging.getLogger(__name__)
 
@@ -22,23 +24,23 @@ SEED_RECIPES = [
 ]  # fmt: skip
 
 
-async def _create_superuser(db: AsyncSession, config: Settings) -> User:
+async def _create_superuser(db: AsyncSession, config: Settings, email: str) -> User:
     """The first superuser, or the account that took its email meanwhile."""
+    hashed_password = await get_password_hash(config.FIRST_SUPERUSER_PASSWORD.get_secret_value())
+    superuser = User(
+        email=email,
+        first_name="Admin",
+        surname="User",
+        hashed_password=hashed_password,
+        is_superuser=True,
+    )
     try:
-        superuser = await crud.user.create(
-            db,
-            obj_in=UserCreate(
-                email=config.FIRST_SUPERUSER_EMAIL,
-                password=config.FIRST_SUPERUSER_PASSWORD.get_secret_value(),
-                first_name="Admin",
-                surname="User",
-                is_superuser=True,
-            ),
-        )
+        # A savepoint: if a sign-up (or a prestart outside exclusive_session) won the race for
+        # the email, only this insert is undone.
+        async with db.begin_nested():
+            await crud.user.add(db, superuser)
     except IntegrityError:
-        # A sign-up, or a prestart outside exclusive_session, won the race for the email.
-        await db.rollback()
-        existing = await crud.user.get_by_email(db, email=config.FIRST_SUPERUSER_EMAIL)
+        existing = await crud.user.get_by_email(db, email=email)
         if existing is None:
             raise
         return existing
@@ -47,18 +49,20 @@ async def _create_superuser(db: AsyncSession, config: Settings) -> User:
 
 
 async def init_db(db: AsyncSession, config: Settings = settings) -> User:
-    """Create what is missing and nothing else; return the first superuser.
+    """Create what is missing and nothing else, in the caller's transaction; return the first
+    superuser.
 
     Replicas starting together run it inside `exclusive_session`, one at a time, so the
     seed recipes (which no unique key guards) are added once.
     """
-    superuser = await crud.user.get_by_email(db, email=config.FIRST_SUPERUSER_EMAIL)
+    email = normalize_email(config.FIRST_SUPERUSER_EMAIL)
+    superuser = await crud.user.get_by_email(db, email=email)
     if superuser is None:
-        superuser = await _create_superuser(db, config)
+        superuser = await _create_superuser(db, config, email)
     for label, source, url in SEED_RECIPES:
-        recipe_in = RecipeCreate.model_validate({"label": label, "source": source, "url": url})
-        stored_url = recipe_in.model_dump()["url"]
-        if await crud.recipe.get_by_url(db, submitter_id=superuser.id, url=stored_url) is None:
-            await crud.recipe.create_with_submitter(db, obj_in=recipe_in, submitter_id=superuser.id)
+        data = RecipeCreate.model_validate({"label": label, "source": source, "url": url})
+        fields = data.model_dump()
+        if await crud.recipe.get_by_url(db, submitter_id=superuser.id, url=fields["url"]) is None:
+            await crud.recipe.add(db, Recipe(**fields, submitter_id=superuser.id))
             logger.info("seeded recipe %r", label)
     return superuser

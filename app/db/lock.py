@@ -19,8 +19,8 @@ async def exclusive_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session whose work is one transaction that one process at a time may hold.
 
     The others wait at the start: for an advisory lock on PostgreSQL, for the write lock on
-    SQLite (up to SQLITE_PRESTART_WAIT_MS). CRUD commits inside become savepoints, so everything
-    commits together at the end, or nothing does.
+    SQLite (up to SQLITE_PRESTART_WAIT_MS). Repositories only flush, so everything commits
+    together at the end, or nothing does.
     """
     async with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
@@ -34,10 +34,9 @@ async def exclusive_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
             async with conn.begin():
                 if not sqlite:
                     await conn.execute(select(func.pg_advisory_xact_lock(PRESTART_LOCK_ID)))
-                async with AsyncSession(
-                    bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
-                ) as session:
+                async with AsyncSession(bind=conn, expire_on_commit=False) as session:
                     yield session
+                    await session.flush()
         finally:
             if sqlite:
                 await conn.invalidate()

@@ -1,12 +1,13 @@
-"""The async engine and session factory, tuned per backend."""
+"""The async engine, the session factories tuned per backend, and the request's transaction."""
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import ScalarResult, Select, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
 from app.core.config import Settings, settings
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Execution option: begin SQLite transactions holding the write lock (see exclusive_session).
 SQLITE_IMMEDIATE = "sqlite_immediate"
@@ -83,26 +86,81 @@ SessionLocal = make_sessionmaker(engine)
 ReadSessionLocal = make_read_sessionmaker(engine)
 
 
-async def _serve(factory: async_sessionmaker[AsyncSession]) -> AsyncGenerator[AsyncSession]:
-    session = factory()
+@asynccontextmanager
+async def request_transaction(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction: committed if the work succeeds, rolled back if it raises."""
+    try:
+        yield session
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.commit()
+
+
+async def commit_early(session: AsyncSession) -> None:
+    """End the request's transaction now: before slow work (hashing a password, awaiting
+    another service), or to keep a write (a revocation) that the error answer to follow would
+    roll back. The one place besides the request's end where a transaction commits.
+
+    While the work runs the session then holds no pooled connection (PostgreSQL) and no write
+    lock (SQLite); the objects it loaded stay usable (expire_on_commit=False), and its next
+    statement begins a new transaction, which the request commits as usual.
+    """
+    if session.in_transaction():
+        await session.commit()
+
+
+class ReadSession:
+    """A session that can only read: it takes SELECTs and primary keys, so passing it to code
+    that writes is a type error. Served for routes that run one SELECT."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, entity: type[T], ident: int) -> T | None:
+        return await self._session.get(entity, ident)
+
+    async def scalar(self, statement: Select[T]) -> T | None:
+        return await self._session.scalar(statement)
+
+    async def scalars(self, statement: Select[T]) -> ScalarResult[T]:
+        return await self._session.scalars(statement)
+
+
+# What read-only data access accepts: a read session, or a request's read-write one.
+Reader = AsyncSession | ReadSession
+
+
+@asynccontextmanager
+async def _closing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     try:
         yield session
     finally:
         try:
             await session.close()
         except Exception as exc:
-            # This runs after the response went out: raising would only make the server drop
-            # the client's keep-alive connection. A connection lost here is discarded by the pool.
+            # The transaction has ended, so the answer is decided: raising would only turn it
+            # into a 500. A connection lost here is discarded by the pool.
             logger.warning("closing the session failed: %s", type(exc).__name__)
 
 
+@asynccontextmanager
+async def session_scope() -> AsyncIterator[AsyncSession]:
+    """A new session and its transaction (see request_transaction), closed afterwards."""
+    async with _closing(SessionLocal()) as session, request_transaction(session):
+        yield session
+
+
 async def get_db() -> AsyncGenerator[AsyncSession]:
-    """One session per request; CRUD methods commit their own writes."""
-    async for session in _serve(SessionLocal):
+    """The request's session; declared with scope="function", so that its transaction is
+    committed, or rolled back, before the response is sent."""
+    async with session_scope() as session:
         yield session
 
 
-async def get_read_db() -> AsyncGenerator[AsyncSession]:
+async def get_read_db() -> AsyncGenerator[ReadSession]:
     """A read-only session for routes that run a single SELECT (see make_read_sessionmaker)."""
-    async for session in _serve(ReadSessionLocal):
-        yield session
+    async with _closing(ReadSessionLocal()) as session:
+        yield ReadSession(session)

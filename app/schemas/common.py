@@ -1,6 +1,7 @@
 """Types shared by the schemas: safe text and the cursor page envelope."""
 
 import re
+import unicodedata
 from typing import Annotated, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -17,6 +18,12 @@ def storable(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     return value
+
+
+def normalize_email(value: str) -> str:
+    """The one spelling of an email: NFKC (a fullwidth letter is its ASCII twin), trimmed and
+    lower-case, so each address names one account."""
+    return unicodedata.normalize("NFKC", value).strip().lower()
 
 
 def single_line(value: str) -> str:

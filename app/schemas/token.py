@@ -2,10 +2,10 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, EmailStr, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints
 
 from app.schemas.common import WriteModel
-from app.schemas.user import Password
+from app.schemas.user import Email, Password
 
 # Opaque tokens are 43 URL-safe characters; anything else is simply unknown (400/401), not 422.
 OpaqueToken = Annotated[
@@ -32,12 +32,7 @@ class TokenRefresh(WriteModel):
 
 
 class PasswordRecovery(WriteModel):
-    email: EmailStr = Field(max_length=320, examples=["cook@example.com"])
-
-    @field_validator("email")
-    @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.lower()
+    email: Email
 
 
 class PasswordReset(WriteModel):

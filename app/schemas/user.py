@@ -3,9 +3,16 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
-from app.schemas.common import Page, ReadModel, Text100, WriteModel, storable
+from app.schemas.common import Page, ReadModel, Text100, WriteModel, normalize_email, storable
 
 Password = Annotated[
     str,
@@ -17,8 +24,11 @@ Password = Annotated[
 CurrentPassword = Annotated[
     str, StringConstraints(min_length=1, max_length=128), AfterValidator(storable)
 ]
+# Normalized before it is validated, so the stored form is a valid address too.
 Email = Annotated[
-    EmailStr, Field(max_length=320, examples=["cook@example.com"]), AfterValidator(str.lower)
+    EmailStr,
+    BeforeValidator(lambda v: normalize_email(v) if isinstance(v, str) else v),
+    Field(max_length=320, examples=["cook@example.com"]),
 ]
 
 
@@ -37,15 +47,10 @@ class PartialUpdate(WriteModel):
 class UserRegister(WriteModel):
     """Public sign-up: is_superuser and is_active are not fields here, so no one can set them."""
 
-    email: EmailStr = Field(max_length=320, examples=["cook@example.com"])
+    email: Email
     password: Password
     first_name: Text100 = Field(examples=["Ada"])
     surname: Text100 = Field(examples=["Lovelace"])
-
-    @field_validator("email")
-    @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.lower()
 
 
 class UserCreate(UserRegister):

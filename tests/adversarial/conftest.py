@@ -1,7 +1,7 @@
 """The fuzz target: a fresh app on a database of its own, driven in-process by Schemathesis."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Receive, Scope, Send
 
-from app.api.deps import SessionFactory, get_ideas_client, get_session_factory
+from app.api.deps import get_ideas_client
 from app.clients.ideas import IdeasClient, open_ideas_client
 from app.core.config import Settings
 from app.core.security import SCOPES
@@ -65,7 +65,7 @@ class FuzzApp:
         self._override(sessions, ideas)
 
     async def _seed(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        async with sessions() as db:
+        async with sessions() as db, db.begin():
             self.user_id = (await create_random_user(db)).id
             self.superuser_id = (await create_random_user(db, is_superuser=True)).id
 
@@ -92,17 +92,8 @@ class FuzzApp:
         asyncio.run(wipe_and_seed())
 
     def _override(self, sessions: async_sessionmaker[AsyncSession], ideas: IdeasClient) -> None:
-        async def own_db() -> AsyncIterator[AsyncSession]:
-            async with sessions() as db:
-                yield db
-
-        def own_factory() -> SessionFactory:
-            return sessions
-
-        overrides = self.app.dependency_overrides
-        override_sessions(self.app, own_db)
-        overrides[get_session_factory] = own_factory
-        overrides[get_ideas_client] = lambda: ideas
+        override_sessions(self.app, sessions)
+        self.app.dependency_overrides[get_ideas_client] = lambda: ideas
 
     def headers(self, role: str) -> dict[str, str]:
         if role == "superuser":

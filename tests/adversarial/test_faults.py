@@ -5,7 +5,7 @@ import asyncio
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import ParamSpec, Self, TypeVar
 
@@ -13,18 +13,18 @@ import asyncpg
 import httpx2
 import pytest
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core import security
-from app.crud import crud_user
-from app.db.session import get_db, make_sessionmaker
+from app.db.session import make_sessionmaker
 from app.main import app
+from app.services import user as user_service
 from tests.conftest import TEST_DATABASE_URL
 from tests.utils.db import create_database, migrate, new_database_url
 from tests.utils.postgres import PrivateCluster, find_pg_bin
 from tests.utils.server import run_sh, superuser_headers
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
-from tests.utils.utils import random_email
+from tests.utils.utils import override_sessions, random_email
 
 SIGNUP = "/api/v1/auth/signup"
 RACERS = 20
@@ -198,15 +198,10 @@ async def _burst_of_password_checks(url: str) -> Counter[int]:
         url, pool_size=1, max_overflow=0, pool_timeout=TIGHT_POOL_TIMEOUT_SECONDS
     )
     sessions = make_sessionmaker(engine)
-
-    async def one_session() -> AsyncIterator[AsyncSession]:
-        async with sessions() as session:
-            yield session
-
-    async with sessions() as db:
+    async with sessions() as db, db.begin():
         user = await create_random_user(db)
         email = user.email
-    app.dependency_overrides[get_db] = one_session
+    override_sessions(app, sessions)
     try:
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://test") as http:
@@ -226,7 +221,7 @@ async def _burst_of_password_checks(url: str) -> Counter[int]:
             ]
             responses = await asyncio.gather(*logins, *signups)
     finally:
-        app.dependency_overrides.pop(get_db, None)
+        app.dependency_overrides.clear()
         await engine.dispose()
     return Counter(r.status_code for r in responses)
 
@@ -242,8 +237,8 @@ def test_password_hashing_holds_no_database_connection(
 
         return slow
 
-    monkeypatch.setattr(crud_user, "get_password_hash", slowed(security.get_password_hash))
-    monkeypatch.setattr(crud_user, "verify_password", slowed(security.verify_password))
+    monkeypatch.setattr(user_service, "get_password_hash", slowed(security.get_password_hash))
+    monkeypatch.setattr(user_service, "verify_password", slowed(security.verify_password))
     migrate(fresh_database_url)
     statuses = asyncio.run(_burst_of_password_checks(fresh_database_url))
     assert statuses == Counter({200: HASHERS, 201: HASHERS})

@@ -1,10 +1,8 @@
 """Liveness and readiness."""
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.session import make_engine, make_sessionmaker
 from app.main import app
@@ -33,13 +31,7 @@ async def test_readyz_ok_when_database_answers(client: httpx2.AsyncClient) -> No
 
 async def test_readyz_503_when_database_is_down(database_url: str, tmp_path: Path) -> None:
     broken = make_engine(unreachable_url(database_url, tmp_path))
-    sessions = make_sessionmaker(broken)
-
-    async def broken_db() -> AsyncIterator[AsyncSession]:
-        async with sessions() as session:
-            yield session
-
-    override_sessions(app, broken_db)
+    override_sessions(app, make_sessionmaker(broken))
     try:
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:

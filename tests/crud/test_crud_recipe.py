@@ -1,21 +1,23 @@
-"""Recipe data access: create, read, update, remove, keyset pages and search."""
+"""Recipe data access, and through it the repository base: add, get, update, remove, keyset
+pages and search."""
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
+from app.crud.pagination import PageParams, decode_cursor
 from app.models import Recipe
-from app.schemas import RecipeCreate, RecipeUpdate
 from tests.utils.recipe import create_random_recipe
 from tests.utils.user import create_random_user
 
 
 async def test_create_and_get_recipe(db: AsyncSession) -> None:
     user = await create_random_user(db)
-    recipe_in = RecipeCreate.model_validate(
-        {"label": "Soup", "source": "Gran", "url": "https://example.com/soup"}
+    recipe = await crud.recipe.add(
+        db,
+        Recipe(label="Soup", source="Gran", url="https://example.com/soup", submitter_id=user.id),
     )
-    recipe = await crud.recipe.create_with_submitter(db, obj_in=recipe_in, submitter_id=user.id)
+    assert recipe.id is not None  # flushed: the row exists in the transaction
     stored = await crud.recipe.get(db, recipe.id)
     assert stored is not None
     assert (stored.label, stored.source, stored.url) == ("Soup", "Gran", "https://example.com/soup")
@@ -27,47 +29,65 @@ async def test_update_recipe_applies_only_set_fields(db: AsyncSession) -> None:
     user = await create_random_user(db)
     recipe = await create_random_recipe(db, submitter_id=user.id)
     url = recipe.url
-    updated = await crud.recipe.update(db, db_obj=recipe, obj_in=RecipeUpdate(label="New"))
+    updated = await crud.recipe.update(db, recipe, {"label": "New"})
+    assert updated is not None
     assert updated.label == "New"
     assert updated.url == url
 
 
-async def test_remove_recipe(db: AsyncSession) -> None:
+async def test_update_of_a_row_deleted_meanwhile_is_none(db: AsyncSession) -> None:
     user = await create_random_user(db)
     recipe = await create_random_recipe(db, submitter_id=user.id)
-    await crud.recipe.remove(db, db_obj=recipe)
+    # Another request's delete, which this session's loaded object does not know about.
+    await db.execute(
+        delete(Recipe).where(Recipe.id == recipe.id).execution_options(synchronize_session=False)
+    )
+    assert await crud.recipe.update(db, recipe, {"label": "New"}) is None
+
+
+async def test_remove_recipe_once(db: AsyncSession) -> None:
+    user = await create_random_user(db)
+    recipe = await create_random_recipe(db, submitter_id=user.id)
+    assert await crud.recipe.remove(db, recipe) is True
     assert await crud.recipe.get(db, recipe.id) is None
+    # A second delete of the same row, as a racing request's, matches nothing.
+    assert await crud.recipe.remove(db, recipe) is False
 
 
 async def test_deleting_a_user_cascades_to_their_recipes(db: AsyncSession) -> None:
     user = await create_random_user(db)
     recipe = await create_random_recipe(db, submitter_id=user.id)
-    await crud.user.remove(db, db_obj=user)
+    await crud.user.remove(db, user)
     db.expunge_all()
     assert await db.scalar(select(Recipe).where(Recipe.id == recipe.id)) is None
 
 
-async def test_get_multi_by_submitter_is_keyset_paged(db: AsyncSession) -> None:
+async def test_paginate_by_submitter_is_keyset_paged(db: AsyncSession) -> None:
     user = await create_random_user(db)
     other = await create_random_user(db)
     mine = [await create_random_recipe(db, submitter_id=user.id) for _ in range(4)]
     await create_random_recipe(db, submitter_id=other.id)
-    page = await crud.recipe.get_multi_by_submitter(db, submitter_id=user.id, limit=2)
-    assert [r.id for r in page] == [mine[3].id, mine[2].id]
-    rest = await crud.recipe.get_multi_by_submitter(
-        db, submitter_id=user.id, before_id=mine[2].id, limit=10
+    page = await crud.recipe.paginate_by_submitter(db, PageParams(limit=2), submitter_id=user.id)
+    assert [r.id for r in page.items] == [mine[3].id, mine[2].id]
+    assert page.next_cursor is not None
+    assert decode_cursor(page.next_cursor) == mine[2].id
+    rest = await crud.recipe.paginate_by_submitter(
+        db, PageParams(limit=2, before_id=mine[2].id), submitter_id=user.id
     )
-    assert [r.id for r in rest] == [mine[1].id, mine[0].id]
+    assert [r.id for r in rest.items] == [mine[1].id, mine[0].id]
+    # Exactly a page left: no cursor to an empty one.
+    assert rest.next_cursor is None
 
 
 async def test_search_matches_substring_ignoring_case(db: AsyncSession) -> None:
     user = await create_random_user(db)
     hit = await create_random_recipe(db, submitter_id=user.id, label="Spicy Paneer_Tikka")
     await create_random_recipe(db, submitter_id=user.id, label="Paneer Tikka")
-    found = await crud.recipe.search(db, keyword="paneer_", limit=10)
-    assert [r.id for r in found] == [hit.id]
+    found = await crud.recipe.search(db, PageParams(), keyword="paneer_")
+    assert [r.id for r in found.items] == [hit.id]
     backslash = await create_random_recipe(db, submitter_id=user.id, label="Odd \\ label")
-    assert [r.id for r in await crud.recipe.search(db, keyword="\\", limit=10)] == [backslash.id]
+    found = await crud.recipe.search(db, PageParams(), keyword="\\")
+    assert [r.id for r in found.items] == [backslash.id]
 
 
 async def test_get_by_url_is_per_submitter(db: AsyncSession) -> None:
@@ -86,7 +106,9 @@ async def test_search_is_keyset_paged(db: AsyncSession) -> None:
         await create_random_recipe(db, submitter_id=user.id, label=f"Gnocchi {n}") for n in range(3)
     ]
     await create_random_recipe(db, submitter_id=user.id, label="Risotto")
-    first = await crud.recipe.search(db, keyword="gnocchi", limit=2)
-    assert [r.id for r in first] == [hits[2].id, hits[1].id]
-    rest = await crud.recipe.search(db, keyword="gnocchi", before_id=hits[1].id, limit=2)
-    assert [r.id for r in rest] == [hits[0].id]
+    first = await crud.recipe.search(db, PageParams(limit=2), keyword="gnocchi")
+    assert [r.id for r in first.items] == [hits[2].id, hits[1].id]
+    rest = await crud.recipe.search(
+        db, PageParams(limit=2, before_id=hits[1].id), keyword="gnocchi"
+    )
+    assert [r.id for r in rest.items] == [hits[0].id]

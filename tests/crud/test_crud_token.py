@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
-from app.core.security import hash_token, verify_password
+from app.core.security import hash_token
 from app.models import PasswordResetToken, RefreshToken, User
 from tests.utils.user import create_random_user
 
@@ -70,20 +70,22 @@ async def test_revoke_all_for_user_leaves_other_users(db: AsyncSession, normal_u
     assert theirs.revoked_at is None
 
 
-async def test_remove_expired_keeps_live_tokens(db: AsyncSession, normal_user: User) -> None:
+async def test_purge_drops_expired_tokens_and_keeps_used_live_ones(
+    db: AsyncSession, normal_user: User
+) -> None:
     _, old = await crud.refresh_token.create_for_user(db, user_id=normal_user.id, scope="")
-    raw_live, _ = await crud.refresh_token.create_for_user(db, user_id=normal_user.id, scope="")
+    _, used = await crud.refresh_token.create_for_user(db, user_id=normal_user.id, scope="")
+    raw_live = await crud.refresh_token.rotate(db, db_obj=used, scope="")
+    assert raw_live is not None
     old.expires_at = datetime.now(UTC) - timedelta(seconds=1)
-    await db.commit()
-    old_family = old.family_id
-    await crud.refresh_token.remove_expired(db, user_id=normal_user.id)
+    await db.flush()
+    old_family, used_id = old.family_id, used.id
+    await crud.refresh_token.purge(db, user_id=normal_user.id)
     db.expunge_all()
     assert await _family(db, old_family) == []
     assert await crud.refresh_token.get_by_token(db, token=raw_live) is not None
-
-
-async def redeem(db: AsyncSession, token: str, new_password: str) -> User | None:
-    return await crud.password_reset_token.redeem(db, token=token, new_password=new_password)
+    # A used token stays until it expires, so presenting it again is still seen as reuse.
+    assert await crud.refresh_token.get(db, used_id) is not None
 
 
 async def _reset_tokens(db: AsyncSession, user_id: int) -> list[PasswordResetToken]:
@@ -91,56 +93,33 @@ async def _reset_tokens(db: AsyncSession, user_id: int) -> list[PasswordResetTok
     return list(rows.all())
 
 
-async def test_redeem_sets_the_password_once_and_ends_sessions(
+async def test_claim_uses_a_reset_token_once_with_its_siblings(
     db: AsyncSession, normal_user: User
 ) -> None:
-    _, session = await crud.refresh_token.create_for_user(db, user_id=normal_user.id, scope="")
     token = await crud.password_reset_token.create_for_user(db, user_id=normal_user.id)
-    spare = await crud.password_reset_token.create_for_user(db, user_id=normal_user.id)
-    [stored, _] = await _reset_tokens(db, normal_user.id)
-    assert stored.token_hash == hash_token(token)
-
-    user = await crud.password_reset_token.redeem(db, token=token, new_password="brand-new-pw")
-    assert user is not None
-    assert user.id == normal_user.id
-    assert (await verify_password("brand-new-pw", user.hashed_password))[0] is True
-    await db.refresh(session)
-    assert session.revoked_at is not None
-    assert await redeem(db, token, "again-pw-1") is None
-    # Tokens asked for earlier die with the one that was used.
-    assert await redeem(db, spare, "again-pw-1") is None
+    await crud.password_reset_token.create_for_user(db, user_id=normal_user.id)
+    row = await crud.password_reset_token.get_by_token(db, token=token)
+    assert row is not None
+    assert row.token_hash == hash_token(token)
+    assert await crud.password_reset_token.claim(db, db_obj=row) is True
+    assert await crud.password_reset_token.claim(db, db_obj=row) is False
+    db.expunge_all()
+    assert all(t.used_at is not None for t in await _reset_tokens(db, normal_user.id))
 
 
-async def test_redeem_refuses_expired_unknown_and_inactive(db: AsyncSession) -> None:
-    user = await create_random_user(db)
-    expired = await crud.password_reset_token.create_for_user(db, user_id=user.id)
-    [row] = await _reset_tokens(db, user.id)
-    row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
-    await db.commit()
-    assert await redeem(db, expired, "pw-pw-pw-1") is None
-    assert await redeem(db, "nope", "pw-pw-pw-1") is None
-
-    inactive = await create_random_user(db, is_active=False)
-    token = await crud.password_reset_token.create_for_user(db, user_id=inactive.id)
-    assert await redeem(db, token, "pw-pw-pw-1") is None
-
-
-async def _revoked(db: AsyncSession, token: RefreshToken) -> bool:
-    await db.refresh(token)
-    return token.revoked_at is not None
-
-
-async def test_user_update_with_password_or_deactivation_ends_sessions(db: AsyncSession) -> None:
-    user = await create_random_user(db)
-    _, first = await crud.refresh_token.create_for_user(db, user_id=user.id, scope="")
-    await crud.user.update(db, db_obj=user, obj_in={"first_name": "Renamed"})
-    assert await _revoked(db, first) is False
-
-    await crud.user.update(db, db_obj=user, obj_in={"password": "another-password"})
-    assert await _revoked(db, first) is True
-    assert user.hashed_password.startswith("$argon2id$")
-    assert (await verify_password("another-password", user.hashed_password))[0] is True
-
-    _, second = await crud.refresh_token.create_for_user(db, user_id=user.id, scope="")
-    await crud.user.update(db, db_obj=user, obj_in={"is_active": False})
-    assert await _revoked(db, second) is True
+async def test_purge_drops_used_and_expired_reset_tokens(
+    db: AsyncSession, normal_user: User
+) -> None:
+    used = await crud.password_reset_token.create_for_user(db, user_id=normal_user.id)
+    row = await crud.password_reset_token.get_by_token(db, token=used)
+    assert row is not None
+    assert await crud.password_reset_token.claim(db, db_obj=row)
+    expired = await crud.password_reset_token.create_for_user(db, user_id=normal_user.id)
+    expired_row = await crud.password_reset_token.get_by_token(db, token=expired)
+    assert expired_row is not None
+    expired_row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    live = await crud.password_reset_token.create_for_user(db, user_id=normal_user.id)
+    await db.flush()
+    await crud.password_reset_token.purge(db, user_id=normal_user.id)
+    db.expunge_all()
+    assert [t.token_hash for t in await _reset_tokens(db, normal_user.id)] == [hash_token(live)]

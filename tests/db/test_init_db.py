@@ -7,8 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
 from app.core.config import settings
+from app.crud.pagination import PageParams
 from app.db.init_db import SEED_RECIPES, init_db
 from app.models import Recipe, User
+from app.services import user as user_service
 
 
 async def _count(db: AsyncSession, model: type[User] | type[Recipe]) -> int:
@@ -20,11 +22,11 @@ async def test_init_db_creates_superuser_and_recipes_once(db: AsyncSession) -> N
     assert superuser.is_superuser is True
     assert superuser.email == settings.FIRST_SUPERUSER_EMAIL
     password = settings.FIRST_SUPERUSER_PASSWORD.get_secret_value()
-    assert await crud.user.authenticate(db, email=superuser.email, password=password) is not None
-    labels = {
-        r.label
-        for r in await crud.recipe.get_multi_by_submitter(db, submitter_id=superuser.id, limit=100)
-    }
+    assert await user_service.authenticate(db, email=superuser.email, password=password) is not None
+    seeded = await crud.recipe.paginate_by_submitter(
+        db, PageParams(limit=100), submitter_id=superuser.id
+    )
+    labels = {r.label for r in seeded.items}
     assert {"Chicken Vesuvio", "Chicken Paprikash", "Cauliflower and Tofu Curry Recipe"} <= labels
     assert len(labels) == len(SEED_RECIPES)
 

@@ -59,7 +59,7 @@ async def test_exclusive_session_holds_the_lock_until_it_ends(
 
 async def _fail_half_way(engine: AsyncEngine) -> None:
     async with exclusive_session(engine) as db:
-        await create_random_user(db)  # commits, but only a savepoint of the whole
+        await create_random_user(db)
         raise RuntimeError("half-way")
 
 

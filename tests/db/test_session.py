@@ -1,25 +1,37 @@
-"""Engine set-up per backend: SQLite pragmas on every connection, a checked PostgreSQL pool."""
+"""Engine set-up per backend (SQLite pragmas on every connection, a checked PostgreSQL pool),
+the request's transaction, the early commit and the read-only session."""
 
 from pathlib import Path
+from typing import ClassVar, get_args
 
 import httpx2
 import pytest
+from fastapi import params
+from sqlalchemy import delete, literal, select, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.pool import QueuePool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import crud
+from app.api.deps import ReadSessionDep, SessionDep
 from app.core.config import settings
+from app.crud.pagination import MAX_ID
 from app.db import session as session_module
 from app.db.session import (
+    ReadSession,
+    commit_early,
     engine,
     get_db,
     get_read_db,
     make_engine,
     make_read_sessionmaker,
+    request_transaction,
     write_intent,
 )
 from app.main import app
+from app.models import Recipe, User
+from tests.utils.user import create_random_user
 
 
 async def test_sqlite_connections_get_pragmas(tmp_path: Path) -> None:
@@ -103,11 +115,13 @@ async def test_write_intent_takes_the_sqlite_write_lock_at_begin(tmp_path: Path)
         await engine.dispose()
 
 
-async def test_get_read_db_yields_a_working_session() -> None:
+async def test_get_read_db_yields_a_working_read_session() -> None:
     sessions = get_read_db()
     session = await anext(sessions)
     try:
-        assert (await session.execute(text("SELECT 1"))).scalar() == 1
+        assert await session.scalar(select(literal(1))) == 1
+        assert list(await session.scalars(select(literal(2)))) == [2]
+        assert await session.get(User, MAX_ID) is None
     finally:
         await sessions.aclose()
 
@@ -124,3 +138,105 @@ async def test_read_sessions_autocommit_on_postgres_only(tmp_path: Path) -> None
     finally:
         await postgres.dispose()
         await sqlite.dispose()
+
+
+class RecordingSession(AsyncSession):
+    """Notes when the transaction ends, next to when the response starts (see _recording)."""
+
+    events: ClassVar[list[str]] = []
+
+    async def commit(self) -> None:
+        self.events.append("commit")
+        await super().commit()
+
+    async def rollback(self) -> None:
+        self.events.append("rollback")
+        await super().rollback()
+
+
+def _recording(events: list[str]) -> ASGIApp:
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        async def noting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                events.append(f"response {message['status']}")
+            await send(message)
+
+        await app(scope, receive, noting_send)
+
+    return asgi
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "outcome"),
+    [
+        # An unknown token: nothing to end, a success all the same.
+        ("/api/v1/auth/logout", {"refresh_token": "unknown"}, ["commit", "response 204"]),
+        ("/api/v1/auth/refresh", {"refresh_token": "unknown"}, ["rollback", "response 401"]),
+    ],
+)
+async def test_request_transaction_ends_before_the_response_starts(
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    body: dict[str, str],
+    outcome: list[str],
+) -> None:
+    assert database_url == settings.DATABASE_URL
+    events: list[str] = []
+    monkeypatch.setattr(RecordingSession, "events", events)
+    recording = async_sessionmaker(engine, class_=RecordingSession, expire_on_commit=False)
+    monkeypatch.setattr(session_module, "SessionLocal", recording)
+    transport = httpx2.ASGITransport(app=_recording(events))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
+        await client.post(path, json=body)
+    assert events == outcome
+
+
+def test_request_sessions_are_function_scoped() -> None:
+    # The default ("request") scope would end the transaction after the response was sent.
+    for alias in (SessionDep, ReadSessionDep):
+        [dependency] = [m for m in get_args(alias)[1:] if isinstance(m, params.Depends)]
+        assert dependency.scope == "function"
+
+
+async def test_request_transaction_commits_work_or_rolls_it_back(db: AsyncSession) -> None:
+    user = await create_random_user(db)
+    await db.commit()
+    async with request_transaction(db):
+        user.first_name = "Kept"
+        await db.flush()
+
+    async def failing() -> None:
+        async with request_transaction(db):
+            user.first_name = "Dropped"
+            await db.flush()
+            raise RuntimeError("failed")
+
+    with pytest.raises(RuntimeError, match="failed"):
+        await failing()
+    await db.refresh(user)
+    assert user.first_name == "Kept"
+
+
+async def test_commit_early_ends_the_transaction_and_keeps_objects_usable(
+    db: AsyncSession,
+) -> None:
+    user = await create_random_user(db)
+    assert db.in_transaction()
+    await commit_early(db)
+    assert not db.in_transaction()
+    assert user.email  # loaded, no I/O: expire_on_commit=False
+    await commit_early(db)  # nothing open: nothing to do
+    assert not db.in_transaction()
+
+
+def test_read_sessions_offer_no_writes() -> None:
+    assert not any(hasattr(ReadSession, name) for name in ("add", "delete", "execute", "commit"))
+
+
+async def _writes_through_a_read_session_do_not_type_check(read: ReadSession) -> None:
+    # Never run: mypy checks it, and an ignore that is no longer needed fails `check`.
+    read.add(User())  # type: ignore[attr-defined]
+    await read.execute(delete(User))  # type: ignore[attr-defined]
+    await crud.recipe.add(read, Recipe())  # type: ignore[arg-type]
+    await crud.user.remove(read, User())  # type: ignore[arg-type]

@@ -18,4 +18,4 @@ async def create_random_recipe(
             "url": f"https://example.com/{random_lower_string(10)}",
         }
     )
-    return await crud.recipe.create_with_submitter(db, obj_in=recipe_in, submitter_id=submitter_id)
+    return await crud.recipe.add(db, Recipe(**recipe_in.model_dump(), submitter_id=submitter_id))

@@ -34,5 +34,5 @@ async def create_random_user(
         is_active=is_active,
     )
     db.add(user)
-    await db.commit()
+    await db.flush()
     return user

@@ -2,15 +2,18 @@
 
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx2
 from fastapi import FastAPI
+from sqlalchemy import inspect
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.deps import SessionFactory, get_session_factory
 from app.core.security import SCOPE_RECIPES_WRITE, create_access_token
-from app.db.session import get_db, get_read_db
+from app.db.session import ReadSession, get_db, get_read_db, request_transaction
 
 
 def random_lower_string(length: int = 16) -> str:
@@ -33,19 +36,53 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def override_sessions(app: FastAPI, provide: Callable[[], AsyncIterator[AsyncSession]]) -> None:
-    """Every session the app hands out, for writes and for one-statement reads, from provide."""
+def override_sessions(app: FastAPI, sessions: SessionFactory) -> None:
+    """Every session the app opens (a request's, a read's, a background task's) from sessions,
+    with the app's own transaction handling around it."""
+
+    @asynccontextmanager
+    async def scope() -> AsyncIterator[AsyncSession]:
+        async with sessions() as db, request_transaction(db):
+            yield db
+
+    async def provide() -> AsyncIterator[AsyncSession]:
+        async with scope() as db:
+            yield db
+
+    async def provide_read() -> AsyncIterator[ReadSession]:
+        async with sessions() as db:
+            yield ReadSession(db)
+
+    async def provide_factory() -> SessionFactory:
+        return scope
+
     app.dependency_overrides[get_db] = provide
-    app.dependency_overrides[get_read_db] = provide
+    app.dependency_overrides[get_read_db] = provide_read
+    app.dependency_overrides[get_session_factory] = provide_factory
 
 
 def serve_session(app: FastAPI, db: AsyncSession) -> None:
-    """The app's requests all run on this session (a test's rolled-back transaction)."""
+    """The app's requests all run on this session (a test's rolled-back transaction); each
+    request's commit or rollback ends a savepoint of it (see the db fixture)."""
 
-    async def same_session() -> AsyncIterator[AsyncSession]:
-        yield db
+    @asynccontextmanager
+    async def shared() -> AsyncIterator[AsyncSession]:
+        # The test's work so far stands, as committed data would: a request that fails rolls
+        # back only its own work.
+        await db.commit()
+        try:
+            yield db  # left open: the test closes it
+        finally:
+            # A failed request rolled back, which expires every object the test holds: load
+            # them again, as the test would see them after any request.
+            for obj in list(db.identity_map.values()):
+                if inspect(obj).expired:
+                    try:
+                        await db.refresh(obj)
+                    except InvalidRequestError:
+                        db.expunge(obj)  # its row is gone
 
-    override_sessions(app, same_session)
+    override_sessions(app, shared)
 
 
 async def open_client(stack: AsyncExitStack, app: FastAPI, db: AsyncSession) -> httpx2.AsyncClient:

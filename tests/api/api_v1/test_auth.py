@@ -65,14 +65,15 @@ async def test_signup_duplicate_email_conflicts_case_insensitively(
 async def test_signup_race_on_email_conflicts(
     client: httpx2.AsyncClient, normal_user: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The pre-check misses a concurrent insert; the unique index still answers 409, not 500.
+    # The pre-check misses a concurrent insert; the unique index still answers 409, not 500,
+    # with the same body as the pre-check's.
     async def nobody(*_: object, **__: object) -> None:
         return None
 
     monkeypatch.setattr(crud.user, "get_by_email", nobody)
     response = await client.post(SIGNUP, json=signup_body(email=normal_user.email))
     assert response.status_code == 409
-    assert response.json() == {"detail": "The request conflicts with existing data"}
+    assert response.json() == {"detail": "A user with this email already exists"}
 
 
 @pytest.mark.parametrize(
@@ -187,7 +188,7 @@ async def test_read_me_deactivated_user_is_401_at_once(
 ) -> None:
     headers = auth_headers(normal_user.id)
     assert (await client.get(ME, headers=headers)).status_code == 200
-    await crud.user.update(db, db_obj=normal_user, obj_in={"is_active": False})
+    await crud.user.update(db, normal_user, {"is_active": False})
     assert (await client.get(ME, headers=headers)).status_code == 401
 
 
@@ -195,7 +196,7 @@ async def test_read_me_deleted_user_is_401(
     client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
 ) -> None:
     headers = auth_headers(normal_user.id)
-    await crud.user.remove(db, db_obj=normal_user)
+    await crud.user.remove(db, normal_user)
     assert (await client.get(ME, headers=headers)).status_code == 401
 
 
@@ -620,7 +621,6 @@ async def test_password_reset_expired_or_unknown_token_is_400(
     row = await crud.password_reset_token.get_by_token(db, token=token)
     assert row is not None
     row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
-    await db.commit()
     for candidate in (token, "unknown-token", "é" * 10):
         response = await client.post(
             RESET, json={"token": candidate, "new_password": "reset-password-1"}

@@ -4,10 +4,13 @@ from typing import Any
 
 import httpx2
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.pagination import MAX_ID, encode_cursor
-from app.models import User
+from app import crud
+from app.crud.pagination import MAX_ID, encode_cursor
+from app.db.session import Reader
+from app.models import Recipe, User
 from tests.utils.recipe import create_random_recipe
 from tests.utils.user import create_random_user
 from tests.utils.utils import auth_headers
@@ -309,3 +312,40 @@ async def test_delete_recipe_unknown_is_404_and_anonymous_is_401(
     anonymous = await client.delete(f"{RECIPES}/{MAX_ID}")
     assert missing.status_code == 404
     assert anonymous.status_code == 401
+
+
+def _deleted_after_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recipe is loaded, then deleted by a concurrent request before this one writes."""
+    load = crud.recipe.get
+
+    async def get_then_lose(db: Reader, id: int) -> Recipe | None:
+        recipe = await load(db, id)
+        assert isinstance(db, AsyncSession)
+        # Behind the session's back, as another request's committed delete would be.
+        await db.execute(
+            delete(Recipe).where(Recipe.id == id).execution_options(synchronize_session=False)
+        )
+        return recipe
+
+    monkeypatch.setattr(crud.recipe, "get", get_then_lose)
+
+
+@pytest.mark.parametrize(("method", "body"), [("PATCH", {"label": "Too late"}), ("DELETE", None)])
+async def test_write_to_a_recipe_deleted_meanwhile_is_404(
+    client: httpx2.AsyncClient,
+    db: AsyncSession,
+    normal_user: User,
+    normal_user_token_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    body: dict[str, str] | None,
+) -> None:
+    # PATCH racing DELETE (the UPDATE matches no row), or the second of two DELETEs.
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    recipe_id = recipe.id
+    _deleted_after_loading(monkeypatch)
+    response = await client.request(
+        method, f"{RECIPES}/{recipe_id}", json=body, headers=normal_user_token_headers
+    )
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Recipe not found"}

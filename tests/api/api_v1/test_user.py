@@ -4,11 +4,13 @@ from typing import Any
 
 import httpx2
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
-from app.api.pagination import MAX_ID
 from app.core.security import SCOPES
+from app.crud.pagination import MAX_ID
+from app.db.session import Reader
 from app.main import app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
@@ -478,7 +480,7 @@ async def test_superuser_flag_without_scope_in_database_still_needs_is_superuser
     admin = await create_random_user(db, is_superuser=True)
     headers = auth_headers(admin.id, scopes=SCOPES)
     assert (await client.get(USERS, headers=headers)).status_code == 200
-    await crud.user.update(db, db_obj=admin, obj_in={"is_superuser": False})
+    await crud.user.update(db, admin, {"is_superuser": False})
     assert (await client.get(USERS, headers=headers)).status_code == 403
 
 
@@ -497,3 +499,51 @@ def test_openapi_declares_scopes_per_route() -> None:
     assert scopes("get", "/api/v1/users") == ["users:admin"]
     assert scopes("patch", "/api/v1/users/{user_id}") == ["users:admin"]
     assert scopes("get", "/api/v1/users/me") == []
+
+
+async def test_update_me_racing_the_accounts_deletion_is_404(
+    client: httpx2.AsyncClient,
+    normal_user_token_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load = crud.user.get
+
+    async def get_then_lose(session: Reader, id: int) -> User | None:
+        user = await load(session, id)
+        assert isinstance(session, AsyncSession)
+        # Deleted by another request after this one authenticated, behind the session's back.
+        await session.execute(
+            delete(User).where(User.id == id).execution_options(synchronize_session=False)
+        )
+        return user
+
+    monkeypatch.setattr(crud.user, "get", get_then_lose)
+    response = await client.patch(
+        f"{USERS}/me", json={"first_name": "Late"}, headers=normal_user_token_headers
+    )
+    assert response.status_code == 404
+    assert response.json() == {"detail": "User not found"}
+
+
+async def test_signup_with_an_nfkc_equal_email_is_409(
+    client: httpx2.AsyncClient, normal_user: User
+) -> None:
+    # Fullwidth letters are the same address under NFKC: not a second account.
+    local, domain = normal_user.email.split("@")
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in local.upper())
+    response = await client.post(
+        "/api/v1/auth/signup",
+        json={
+            "email": f"{fullwidth}@{domain}",
+            "password": "a-long-test-password",
+            "first_name": "Twin",
+            "surname": "Account",
+        },
+    )
+    assert response.status_code == 409
+    assert response.json() == {"detail": "A user with this email already exists"}
+    login = await client.post(
+        "/api/v1/auth/login",
+        data={"username": f" {fullwidth}@{domain} ", "password": DEFAULT_PASSWORD},
+    )
+    assert login.status_code == 200

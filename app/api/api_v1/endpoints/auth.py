@@ -1,10 +1,9 @@
 """Sign-up, login, token refresh and logout, password change and reset, the current user."""
 
 import logging
-from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, status
+from fastapi import APIRouter, BackgroundTasks, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app import crud
@@ -19,7 +18,7 @@ from app.api.deps import (
 from app.api.responses import errors
 from app.core.config import settings
 from app.core.email import password_reset_text, send_email
-from app.core.security import create_access_token, entitled_scopes, scope_string
+from app.core.security import create_access_token
 from app.schemas import (
     Message,
     PasswordChange,
@@ -30,6 +29,17 @@ from app.schemas import (
     UserRead,
     UserRegister,
 )
+from app.schemas.common import normalize_email
+from app.services import auth
+from app.services import user as users
+from app.services.errors import (
+    EmailTaken,
+    IncorrectLogin,
+    IncorrectPassword,
+    InvalidRefreshToken,
+    InvalidResetToken,
+    ScopeNotAllowed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,37 +48,31 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 RECOVERY_MESSAGE = "If an active account uses this email, a reset token is on its way."
 
 
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
-    )
-
-
-def _token(user_id: int, scope: str, refresh_token: str) -> Token:
+def _token(grant: auth.Grant) -> Token:
     return Token(
-        access_token=create_access_token(user_id, scopes=scope.split()),
+        access_token=create_access_token(grant.user_id, scopes=grant.scope.split()),
         expires_in=settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60,
-        refresh_token=refresh_token,
-        scope=scope,
+        refresh_token=grant.refresh_token,
+        scope=grant.scope,
     )
 
 
 @router.post(
     "/signup",
     status_code=status.HTTP_201_CREATED,
-    responses=errors(409, 413, 429),
+    responses=errors(EmailTaken, 413, 429),
     dependencies=[AuthRateLimit],
 )
 async def signup(db: SessionDep, user_in: UserRegister) -> UserRead:
     """Create an account. New accounts are ordinary, active users."""
-    if await crud.user.get_by_email(db, email=user_in.email):
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, detail="A user with this email already exists"
-        )
-    return UserRead.model_validate(await crud.user.create(db, obj_in=user_in))
+    return UserRead.model_validate(await users.create(db, user_in.model_dump()))
 
 
-@router.post("/login", responses=errors(400, 401, 413, 429), dependencies=[AuthRateLimit])
+@router.post(
+    "/login",
+    responses=errors(ScopeNotAllowed, IncorrectLogin, 413, 429),
+    dependencies=[AuthRateLimit],
+)
 async def login(
     db: SessionDep,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -76,60 +80,27 @@ async def login(
 ) -> Token:
     """OAuth2 password flow: `username` is the email; `scope` may ask for fewer scopes than the
     account holds (default: all of them). Returns an access token and a refresh token."""
-    email = form.username.strip()
-    await throttle.attempt(email)
-    user = await crud.user.authenticate(db, email=email, password=form.password)
-    if user is None:
-        # One answer for an unknown email, a wrong password and an inactive account.
-        raise _unauthorized("Incorrect email or password")
-    await throttle.succeeded(email)
-    entitled = entitled_scopes(is_superuser=user.is_superuser)
-    requested = set(form.scopes)
-    if requested - entitled:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            detail=f"Scope not allowed for this account: {scope_string(requested - entitled)}",
-        )
-    scope = scope_string(requested or entitled)
-    await crud.refresh_token.remove_expired(db, user_id=user.id)
-    refresh_token, _ = await crud.refresh_token.create_for_user(db, user_id=user.id, scope=scope)
-    return _token(user.id, scope, refresh_token)
+    grant = await auth.login(
+        db,
+        email=normalize_email(form.username),
+        password=form.password,
+        scopes=form.scopes,
+        throttle=throttle,
+    )
+    return _token(grant)
 
 
-@router.post("/refresh", responses=errors(401, 429), dependencies=[AuthRateLimit])
+@router.post("/refresh", responses=errors(InvalidRefreshToken, 429), dependencies=[AuthRateLimit])
 async def refresh(db: SessionDep, body: TokenRefresh) -> Token:
     """Trade a refresh token for a new pair. Each refresh token works once: presenting a used
     one again ends that whole login, since a copy of it is in someone else's hands."""
-    token = await crud.refresh_token.get_by_token(db, token=body.refresh_token)
-    if token is None:
-        raise _unauthorized("Invalid refresh token")
-    family_id, user_id = token.family_id, token.user_id
-    if token.replaced_by_id is not None:
-        logger.warning("refresh token reused: revoking family %s of user %d", family_id, user_id)
-        await crud.refresh_token.revoke_family(db, family_id=family_id)
-        raise _unauthorized("Invalid refresh token")
-    if token.revoked_at is not None or token.expires_at <= datetime.now(UTC):
-        raise _unauthorized("Invalid refresh token")
-    user = await crud.user.get(db, user_id)
-    if user is None or not user.is_active:
-        raise _unauthorized("Invalid refresh token")
-    # The scopes of the login, less any the user has lost since.
-    scope = scope_string(set(token.scope.split()) & entitled_scopes(is_superuser=user.is_superuser))
-    new_refresh_token = await crud.refresh_token.rotate(db, db_obj=token, scope=scope)
-    if new_refresh_token is None:
-        # Another request consumed it first: the same reuse, seen a moment earlier.
-        logger.warning("refresh token raced: revoking family %s of user %d", family_id, user_id)
-        await crud.refresh_token.revoke_family(db, family_id=family_id)
-        raise _unauthorized("Invalid refresh token")
-    return _token(user_id, scope, new_refresh_token)
+    return _token(await auth.refresh(db, token=body.refresh_token))
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def logout(db: SessionDep, body: TokenRefresh) -> None:
     """End the login this refresh token belongs to. Unknown tokens are ignored."""
-    token = await crud.refresh_token.get_by_token(db, token=body.refresh_token)
-    if token is not None:
-        await crud.refresh_token.revoke_family(db, family_id=token.family_id)
+    await auth.logout(db, token=body.refresh_token)
 
 
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
@@ -138,28 +109,29 @@ async def logout_all(db: SessionDep, user: CurrentUser) -> None:
     await crud.refresh_token.revoke_all_for_user(db, user_id=user.id)
 
 
-@router.post("/password", status_code=status.HTTP_204_NO_CONTENT, responses=errors(400, 401, 429))
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(IncorrectPassword, 401, 429),
+)
 async def change_password(
     db: SessionDep, user: CurrentUser, body: PasswordChange, throttle: LoginThrottleDep
 ) -> None:
     """Change your password. Every refresh token of yours stops working."""
-    await throttle.attempt(user.email)
-    if await crud.user.authenticate(db, email=user.email, password=body.current_password) is None:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="Incorrect password")
-    await throttle.succeeded(user.email)
-    await crud.user.update(db, db_obj=user, obj_in={"password": body.new_password})
+    await users.change_password(
+        db, user, current=body.current_password, new=body.new_password, throttle=throttle
+    )
 
 
 async def _send_password_reset(sessions: SessionFactory, email: str) -> None:
     """After the response: email a reset token to an active account, and nothing otherwise."""
     try:
         async with sessions() as db:
-            user = await crud.user.get_by_email(db, email=email)
-            if user is None or not user.is_active:
-                logger.info("password recovery asked for no active account")
-                return
-            token = await crud.password_reset_token.create_for_user(db, user_id=user.id)
-            address = user.email
+            issued = await auth.issue_reset_token(db, email=email)
+        if issued is None:
+            logger.info("password recovery asked for no active account")
+            return
+        token, address = issued
         await send_email(
             to=address,
             subject=f"{settings.PROJECT_NAME}: reset your password",
@@ -190,19 +162,13 @@ async def recover_password(
 @router.post(
     "/password-reset",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(400, 429),
+    responses=errors(InvalidResetToken, 429),
     dependencies=[AuthRateLimit],
 )
 async def reset_password(db: SessionDep, body: PasswordReset, throttle: LoginThrottleDep) -> None:
     """Set a new password with an emailed token. The token works once; every refresh token of
     the account stops working."""
-    user = await crud.password_reset_token.redeem(
-        db, token=body.token, new_password=body.new_password
-    )
-    if user is None:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, detail="Invalid or expired password reset token"
-        )
+    user = await auth.reset_password(db, token=body.token, new_password=body.new_password)
     await throttle.succeeded(user.email)
 
 

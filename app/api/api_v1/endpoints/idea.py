@@ -9,6 +9,7 @@ from app.api.deps import CurrentUser, IdeasClientDep, RecipeWriter, SessionDep
 from app.api.responses import errors
 from app.clients.ideas import IdeasError
 from app.core.config import settings
+from app.models import Recipe
 from app.schemas import IdeaFeed, IdeaImport, RecipeCreate, RecipeRead
 
 router = APIRouter(prefix="/recipes/ideas", tags=["ideas"])
@@ -57,5 +58,5 @@ async def import_idea(
     recipe_in = RecipeCreate.model_validate(
         {"label": idea.title[:LABEL_MAX_LENGTH], "source": f"r/{subreddit}", "url": url}
     )
-    recipe = await crud.recipe.create_with_submitter(db, obj_in=recipe_in, submitter_id=user.id)
+    recipe = await crud.recipe.add(db, Recipe(**recipe_in.model_dump(), submitter_id=user.id))
     return RecipeRead.model_validate(recipe)

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from pydantic import AfterValidator
 
 from app import crud
@@ -15,11 +15,13 @@ from app.api.deps import (
     RecipeWriter,
     SessionDep,
 )
-from app.api.pagination import MAX_ID, split_page
 from app.api.responses import errors
 from app.core.config import settings
+from app.crud.pagination import MAX_ID, Page, PageParams
+from app.models import Recipe
 from app.schemas import RecipeCreate, RecipePage, RecipeRead, RecipeSearchResults, RecipeUpdate
 from app.schemas.common import storable
+from app.services.errors import RecipeNotFound
 
 router = APIRouter(prefix="/recipes", tags=["recipes"])
 
@@ -28,23 +30,18 @@ def _cache_key(recipe_id: int) -> str:
     return f"recipe:{recipe_id}"
 
 
-@router.get("")
+@router.get("", response_model=RecipePage)
 async def read_recipes(
     db: ReadSessionDep,
     page: PageDep,
     submitter_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Only this user's recipes.")
     ] = None,
-) -> RecipePage:
+) -> Page[Recipe]:
     """Recipes, newest first, one cursor page at a time."""
     if submitter_id is None:
-        rows = await crud.recipe.get_multi(db, before_id=page.before_id, limit=page.limit + 1)
-    else:
-        rows = await crud.recipe.get_multi_by_submitter(
-            db, submitter_id=submitter_id, before_id=page.before_id, limit=page.limit + 1
-        )
-    items, next_cursor = split_page(rows, page.limit)
-    return RecipePage(items=[RecipeRead.model_validate(r) for r in items], next_cursor=next_cursor)
+        return await crud.recipe.paginate(db, page)
+    return await crud.recipe.paginate_by_submitter(db, page, submitter_id=submitter_id)
 
 
 @router.get("/search")
@@ -58,11 +55,11 @@ async def search_recipes(
     max_results: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> RecipeSearchResults:
     """Recipes whose label contains the keyword, newest first."""
-    rows = await crud.recipe.search(db, keyword=keyword, limit=max_results)
-    return RecipeSearchResults(results=[RecipeRead.model_validate(r) for r in rows])
+    found = await crud.recipe.search(db, PageParams(limit=max_results), keyword=keyword)
+    return RecipeSearchResults(results=[RecipeRead.model_validate(r) for r in found.items])
 
 
-@router.get("/{recipe_id}", responses=errors(404))
+@router.get("/{recipe_id}", responses=errors(RecipeNotFound))
 async def read_recipe(db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId) -> RecipeRead:
     """One recipe by id."""
     key = _cache_key(recipe_id)
@@ -70,7 +67,7 @@ async def read_recipe(db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId) 
         return RecipeRead.model_validate_json(cached)
     recipe = await crud.recipe.get(db, recipe_id)
     if recipe is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Recipe not found")
+        raise RecipeNotFound
     recipe_out = RecipeRead.model_validate(recipe)
     await cache.set(key, recipe_out.model_dump_json().encode(), settings.RECIPE_CACHE_SECONDS)
     return recipe_out
@@ -79,20 +76,22 @@ async def read_recipe(db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId) 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(401, 403, 413))
 async def create_recipe(db: SessionDep, user: RecipeWriter, recipe_in: RecipeCreate) -> RecipeRead:
     """Submit a recipe; the caller is its submitter."""
-    recipe = await crud.recipe.create_with_submitter(db, obj_in=recipe_in, submitter_id=user.id)
+    recipe = await crud.recipe.add(db, Recipe(**recipe_in.model_dump(), submitter_id=user.id))
     return RecipeRead.model_validate(recipe)
 
 
 # recipe_id is read by the OwnedRecipe dependency, which ruff's FAST003 cannot see.
 @router.patch(
     "/{recipe_id}",  # noqa: FAST003
-    responses=errors(401, 403, 404, 413),
+    responses=errors(401, 403, RecipeNotFound, 413),
 )
 async def update_recipe(
     db: SessionDep, cache: CacheDep, recipe: OwnedRecipe, recipe_in: RecipeUpdate
 ) -> RecipeRead:
     """Change some fields of a recipe you submitted."""
-    updated = await crud.recipe.update(db, db_obj=recipe, obj_in=recipe_in)
+    updated = await crud.recipe.update(db, recipe, recipe_in.model_dump(exclude_unset=True))
+    if updated is None:
+        raise RecipeNotFound  # deleted meanwhile
     await cache.delete(_cache_key(updated.id))
     return RecipeRead.model_validate(updated)
 
@@ -100,10 +99,10 @@ async def update_recipe(
 @router.delete(
     "/{recipe_id}",  # noqa: FAST003
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(401, 403, 404),
+    responses=errors(401, 403, RecipeNotFound),
 )
 async def delete_recipe(db: SessionDep, cache: CacheDep, recipe: OwnedRecipe) -> None:
     """Delete a recipe you submitted."""
-    recipe_id = recipe.id
-    await crud.recipe.remove(db, db_obj=recipe)
-    await cache.delete(_cache_key(recipe_id))
+    if not await crud.recipe.remove(db, recipe):
+        raise RecipeNotFound  # a concurrent delete won
+    await cache.delete(_cache_key(recipe.id))

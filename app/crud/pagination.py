@@ -1,20 +1,31 @@
-"""Opaque keyset cursors and the page envelope built from one extra row."""
+"""Keyset paging: opaque cursors, the page asked for and the page returned. No HTTP here."""
 
 import base64
 import binascii
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 # Ids are 32-bit integers on PostgreSQL; a larger value is a client error, not a database error.
 MAX_ID = 2**31 - 1
 
-
-class HasId(Protocol):
-    @property
-    def id(self) -> int: ...
+ItemT = TypeVar("ItemT")
 
 
-RowT = TypeVar("RowT", bound=HasId)
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    """Which page: at most `limit` rows with ids below `before_id` (None: from the newest)."""
+
+    limit: int = 20
+    before_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[ItemT]):
+    """A page of rows, newest first; handlers return it as is (read by attribute)."""
+
+    items: Sequence[ItemT]
+    next_cursor: str | None
 
 
 def encode_cursor(last_id: int) -> str:
@@ -30,10 +41,3 @@ def decode_cursor(cursor: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
         raise ValueError("invalid cursor")
     return int(text)
-
-
-def split_page(rows: Sequence[RowT], limit: int) -> tuple[Sequence[RowT], str | None]:
-    """Rows were fetched with limit + 1: the extra one only says that a next page exists."""
-    if len(rows) > limit:
-        return rows[:limit], encode_cursor(rows[limit - 1].id)
-    return rows, None

@@ -1,0 +1,1 @@
+"""Business rules that span several repository calls. They raise app.services.errors; no HTTP."""

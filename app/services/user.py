@@ -1,0 +1,135 @@
+"""Accounts: creation, password checks and changes, profile updates, deletion. No HTTP here.
+
+Passwords are hashed outside any transaction (commit_early first), so no pooled connection or
+SQLite write lock waits on Argon2.
+"""
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import crud
+from app.core.security import get_password_hash, verify_password
+from app.db.session import commit_early
+from app.models import User
+from app.services.errors import (
+    CurrentPasswordRequired,
+    EmailTaken,
+    IncorrectPassword,
+    SelfDeletion,
+    SelfDemotion,
+    UserNotFound,
+)
+
+
+class Throttle(Protocol):
+    """Counts password attempts per account (the API's LoginThrottle)."""
+
+    async def attempt(self, email: str) -> None: ...
+
+    async def succeeded(self, email: str) -> None: ...
+
+
+async def _save(db: AsyncSession, user: User, data: Mapping[str, Any]) -> User:
+    try:
+        updated = await crud.user.update(db, user, data)
+    except IntegrityError as exc:
+        # A concurrent write took the email after the check: the same conflict, the same body.
+        raise EmailTaken from exc
+    if updated is None:
+        raise UserNotFound  # deleted meanwhile
+    return updated
+
+
+async def create(db: AsyncSession, data: Mapping[str, Any]) -> User:
+    """A new user from the fields given, `password` among them; 409 if the email is taken."""
+    fields = dict(data)
+    if await crud.user.get_by_email(db, email=fields["email"]) is not None:
+        raise EmailTaken
+    await commit_early(db)
+    fields["hashed_password"] = await get_password_hash(fields.pop("password"))
+    try:
+        return await crud.user.add(db, User(**fields))
+    except IntegrityError as exc:
+        raise EmailTaken from exc
+
+
+async def authenticate(db: AsyncSession, *, email: str, password: str) -> User | None:
+    """The active user with this email and password, else None. Same cost either way."""
+    user = await crud.user.get_by_email(db, email=email)
+    await commit_early(db)
+    valid, new_hash = await verify_password(password, user.hashed_password if user else None)
+    if user is None or not valid or not user.is_active:
+        return None
+    if new_hash is not None:
+        # A legacy or weaker hash: store the Argon2id one now that the password is known.
+        await _save(db, user, {"hashed_password": new_hash})
+    return user
+
+
+async def check_password(db: AsyncSession, user: User, password: str, throttle: Throttle) -> None:
+    """The user's own password again, counted like a login; 400 if wrong."""
+    await throttle.attempt(user.email)
+    if await authenticate(db, email=user.email, password=password) is None:
+        raise IncorrectPassword
+    await throttle.succeeded(user.email)
+
+
+async def update(db: AsyncSession, user: User, data: Mapping[str, Any]) -> User:
+    """Apply the fields given, hashing a new `password`. A new password or a deactivation ends
+    every session of the user, in the same transaction as the change."""
+    fields = dict(data)
+    email = fields.get("email")
+    taken = (
+        email is not None and email != user.email and await crud.user.get_by_email(db, email=email)
+    )
+    if taken:
+        raise EmailTaken
+    password = fields.pop("password", None)
+    if password is not None:
+        await commit_early(db)
+        fields["hashed_password"] = await get_password_hash(password)
+    updated = await _save(db, user, fields)
+    if password is not None or fields.get("is_active") is False:
+        await crud.refresh_token.revoke_all_for_user(db, user_id=user.id)
+    return updated
+
+
+async def update_me(
+    db: AsyncSession, user: User, data: Mapping[str, Any], throttle: Throttle
+) -> User:
+    """Your own profile; a new email needs your current password."""
+    fields = dict(data)
+    current_password = fields.pop("current_password", None)
+    email = fields.get("email")
+    if email is not None and email != user.email:
+        if current_password is None:
+            raise CurrentPasswordRequired
+        await check_password(db, user, current_password, throttle)
+    return await update(db, user, fields)
+
+
+async def change_password(
+    db: AsyncSession, user: User, *, current: str, new: str, throttle: Throttle
+) -> None:
+    await check_password(db, user, current, throttle)
+    await update(db, user, {"password": new})
+
+
+async def administer(db: AsyncSession, admin: User, user: User, data: Mapping[str, Any]) -> User:
+    """A superuser's change to a user. Never to themselves a demotion or deactivation, so
+    there is always an admin left."""
+    demoted = data.get("is_superuser") is False or data.get("is_active") is False
+    if user.id == admin.id and demoted:
+        raise SelfDemotion
+    return await update(db, user, data)
+
+
+async def remove(db: AsyncSession, actor: User, user: User) -> None:
+    """Delete an account with its recipes and sessions; a superuser cannot delete their own."""
+    if user.id == actor.id and user.is_superuser:
+        raise SelfDeletion
+    if not await crud.user.remove(db, user):
+        raise UserNotFound
