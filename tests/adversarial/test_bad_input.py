@@ -1,11 +1,14 @@
 """Odd input on every endpoint is a 4xx with a detail, never a 500, on SQLite and PostgreSQL."""
 
+import json
+from types import SimpleNamespace
 from typing import Any
 
 import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api import middleware
 from app.core.config import settings
 from app.models import User
 from tests.utils.recipe import create_random_recipe
@@ -140,7 +143,8 @@ async def test_odd_logins_are_4xx(client: httpx2.AsyncClient, form: dict[str, An
         (b'{"label": Infinity, "source": "s", "url": "https://example.com"}', "Infinity"),
         (b'{"label": -Infinity, "source": "s", "url": "https://example.com"}', "-Infinity"),
         (b'{"label": ' + b"[" * 40 + b"]" * 40 + b"}", "nested deeper than 32"),
-        (b"[" * 200_000 + b"]" * 200_000, "nested deeper than 32"),
+        (b"[" * 200_000 + b"]" * 200_000, "more than 4096 arrays, objects and items"),
+        (b'{"label": ' + b"9" * 5000 + b"}", "JSON number too long"),
         (b"{" + VALID + b"", "JSON decode error"),
         (b"{" + VALID + b"}}", "JSON decode error"),
         (b"{'label': 'x'}", "JSON decode error"),
@@ -155,6 +159,36 @@ async def test_create_recipe_with_unsound_json_is_422(
     assert response.status_code == 422, response.text
     assert says in _messages(response)
     assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" + b"[]," * 349_000 + b"[]]",  # 349k empty arrays in 1 MiB
+        b"[" + b"{}," * 349_000 + b"{}]",
+        b"[" + b"1," * 500_000 + b"1]",
+    ],
+)
+async def test_flood_of_items_to_unknown_path_is_422_before_parsing(
+    client: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch, body: bytes
+) -> None:
+    # Parsing such a body (and walking it for depth) held the event loop for 0.6-3 s; the count
+    # refuses it first, so the parser must never see it.
+    def parse(*_: object, **__: object) -> object:
+        raise AssertionError("an over-count body reached the JSON parser")
+
+    monkeypatch.setattr(
+        middleware, "json", SimpleNamespace(loads=parse, JSONDecodeError=json.JSONDecodeError)
+    )
+    response = await client.post("/no-such-path", content=body)
+    assert response.status_code == 422, response.text
+    assert "more than 4096" in _messages(response)
+
+
+async def test_long_integer_anywhere_in_a_body_is_422(client: httpx2.AsyncClient) -> None:
+    response = await client.post("/no-such-path", content=b'{"a": [' + b"1" * 5000 + b"]}")
+    assert response.status_code == 422, response.text
+    assert "JSON number too long" in _messages(response)
 
 
 @pytest.mark.parametrize(
