@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     IDEAS_LIMIT_MAX: int = Field(default=25, ge=1, le=100)
     IDEAS_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
     IDEAS_CACHE_SECONDS: float = Field(default=300.0, ge=0)
+    IDEAS_FAILURE_CACHE_SECONDS: float = Field(
+        default=15.0, ge=0, description="How long a source that failed is not asked again."
+    )
 
     REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=14, ge=1, le=365)
     PASSWORD_RESET_EXPIRE_MINUTES: int = Field(default=30, ge=1, le=60 * 24)
