@@ -134,6 +134,15 @@ class Settings(BaseSettings):
         default=15.0, ge=0, description="How long a source that failed is not asked again."
     )
 
+    PASSWORD_HASH_MEMORY_MIB: int = Field(
+        default=256,
+        ge=64,
+        description="Memory concurrent password hashes may use; 64 MiB each, at most one per CPU.",
+    )
+    PASSWORD_HASH_QUEUE: int = Field(
+        default=32, ge=0, description="Passwords that may wait for a hash; more answer 503."
+    )
+
     REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=14, ge=1, le=365)
     PASSWORD_RESET_EXPIRE_MINUTES: int = Field(default=30, ge=1, le=60 * 24)
 
