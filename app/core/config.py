@@ -112,6 +112,15 @@ class Settings(BaseSettings):
     REDIS_KEY_PREFIX: str = "recipe-service:"
 
     MAX_REQUEST_BODY_BYTES: int = Field(default=1024 * 1024, ge=1)
+    MAX_REQUEST_HEADER_BYTES: int = Field(
+        default=32 * 1024, ge=1024, description="Request line and headers; more answer 431."
+    )
+    MAX_REQUEST_HEADERS: int = Field(default=100, ge=10, description="More answer 431.")
+    REQUEST_RECEIVE_TIMEOUT_SECONDS: float = Field(
+        default=30.0,
+        gt=0,
+        description="Time for a request (head and body) to arrive; slower ones answer 408.",
+    )
     GZIP_MIN_BYTES: int = Field(default=1024, ge=0)
     PUBLIC_CACHE_SECONDS: int = Field(
         default=30, ge=0, description="max-age of anonymous recipe reads, for shared caches."
