@@ -90,6 +90,17 @@ class Settings(BaseSettings):
         description="HMAC key for JWTs. Optional in local mode; required (32+ chars) elsewhere.",
     )
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=15, ge=1, le=60 * 24 * 30)
+    JWT_ISSUER: str = Field(
+        default="recipe-service",
+        min_length=1,
+        description="`iss` of access tokens, checked on each: one per deployment.",
+    )
+    JWT_AUDIENCE: str = Field(
+        default="recipe-api",
+        min_length=1,
+        description="`aud` of access tokens, checked on each: deployments sharing a "
+        "SECRET_KEY then refuse each other's tokens.",
+    )
 
     DATABASE_URL: str = f"sqlite+aiosqlite:///./{DATA_DIR}/app.db"
     DB_POOL_SIZE: int = Field(default=10, ge=1)

@@ -199,6 +199,8 @@ def create_access_token(
     delta = expires_delta or timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
     payload: dict[str, Any] = {
         "sub": str(subject),
+        "iss": settings.JWT_ISSUER,
+        "aud": settings.JWT_AUDIENCE,
         "iat": now,
         "exp": now + delta,
         "type": ACCESS_TOKEN_TYPE,
@@ -216,7 +218,10 @@ def decode_access_token(token: str) -> AccessClaims:
             token,
             settings.secret_key,
             algorithms=[ALGORITHM],
-            options={"require": ["exp", "iat", "sub"]},
+            issuer=settings.JWT_ISSUER,
+            audience=settings.JWT_AUDIENCE,
+            # Tokens made before iss and aud were set carry neither: they are refused.
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             leeway=10,
         )
     except jwt.PyJWTError as exc:

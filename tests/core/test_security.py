@@ -68,8 +68,11 @@ async def test_verify_password_without_a_usable_hash_is_false(stored: str | None
 def test_access_token_round_trip() -> None:
     token = create_access_token(42, scopes=["users:admin", "recipes:write"])
     assert decode_access_token(token) == AccessClaims("42", frozenset(SCOPES))
-    claims = jwt.decode(token, settings.secret_key, algorithms=["HS256"])
+    claims = jwt.decode(
+        token, settings.secret_key, algorithms=["HS256"], audience=settings.JWT_AUDIENCE
+    )
     assert claims["type"] == "access"
+    assert claims["iss"] == settings.JWT_ISSUER
     assert claims["scope"] == "recipes:write users:admin"
     assert claims["exp"] > claims["iat"]
 
@@ -82,6 +85,8 @@ def _claims(**overrides: object) -> dict[str, object]:
     now = datetime.now(UTC)
     claims: dict[str, object] = {
         "sub": "1",
+        "iss": settings.JWT_ISSUER,
+        "aud": settings.JWT_AUDIENCE,
         "iat": now,
         "exp": now + timedelta(minutes=5),
         "type": "access",
@@ -101,6 +106,13 @@ def _claims(**overrides: object) -> dict[str, object]:
         pytest.param(_forge(_claims(exp=None)), id="no-exp"),
         pytest.param(_forge(_claims(sub=None)), id="no-sub"),
         pytest.param(_forge(_claims(sub=7)), id="int-sub"),
+        # Made before iss and aud were set, or by another deployment sharing the key.
+        pytest.param(_forge(_claims(iss=None, aud=None)), id="no-iss-or-aud"),
+        pytest.param(_forge(_claims(iss=None)), id="no-iss"),
+        pytest.param(_forge(_claims(aud=None)), id="no-aud"),
+        pytest.param(_forge(_claims(iss="other-deployment")), id="other-iss"),
+        pytest.param(_forge(_claims(aud="other-deployment-api")), id="other-aud"),
+        pytest.param(_forge(_claims(aud=["other", "more"])), id="other-aud-list"),
         pytest.param(_forge(_claims(exp=datetime.now(UTC) - timedelta(minutes=1))), id="expired"),
         pytest.param("not.a.token", id="garbage"),
     ],

@@ -272,7 +272,12 @@ async def test_login_returns_refresh_token_expiry_and_scopes(
     assert body["expires_in"] == settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60
     assert body["scope"] == "recipes:write"
     assert body["refresh_token"] != body["access_token"]
-    claims = jwt.decode(body["access_token"], settings.secret_key, algorithms=["HS256"])
+    claims = jwt.decode(
+        body["access_token"],
+        settings.secret_key,
+        algorithms=["HS256"],
+        audience=settings.JWT_AUDIENCE,
+    )
     assert claims["scope"] == "recipes:write"
     assert {"sub", "exp", "iat", "type"} <= claims.keys()
     admin = await login(client, superuser.email)
