@@ -18,6 +18,7 @@ from app import __version__
 from app.clients.cache import Cache, MemoryCache, RedisCache, SingleFlight
 from app.core.config import Settings, settings
 from app.schemas import IdeaFeed, IdeaRead
+from app.schemas.common import HIDDEN
 from app.schemas.recipe import RecipeUrl
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ class IdeasError(Exception):
 
 def _one_line(title: str) -> str:
     """Titles end up in JSON, HTML and the database: no control characters or lone surrogates."""
-    title = " ".join(_UNPRINTABLE.sub(" ", title).split())
+    # Bidi controls and invisible characters go too: a recipe label refuses them.
+    title = " ".join(_UNPRINTABLE.sub(" ", HIDDEN.sub("", title)).split())
     if not title:
         raise ValueError("empty title")
     return title

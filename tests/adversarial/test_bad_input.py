@@ -302,15 +302,48 @@ async def test_read_with_bad_number_or_text_is_422_naming_it(
     assert says in _messages(response)
 
 
+@pytest.mark.parametrize("field", ["label", "source"])
+@pytest.mark.parametrize(
+    ("text", "code_point"),
+    [
+        ("Safe \u202egnp.exe", "U+202E"),  # shown as "Safe exe.png"
+        ("\u2066isolated\u2069", "U+2066"),
+        ("zero\u200bwidth", "U+200B"),
+        ("\ufeffbom", "U+FEFF"),
+        ("word\u2060joiner", "U+2060"),
+    ],
+)
+async def test_create_recipe_with_bidi_control_or_invisible_character_is_422(
+    client: httpx2.AsyncClient, normal_user: User, field: str, text: str, code_point: str
+) -> None:
+    body = {"label": "Soup", "source": "Grandma", "url": "https://example.com/soup"}
+    body[field] = text
+    response = await client.post(RECIPES, json=body, headers=auth_headers(normal_user.id))
+    assert response.status_code == 422, response.text
+    messages = _messages(response)
+    assert f"'body', '{field}'" in messages
+    assert code_point in messages
+
+
+@pytest.mark.parametrize("field", ["first_name", "surname"])
+async def test_update_me_with_bidi_override_in_a_name_is_422(
+    client: httpx2.AsyncClient, normal_user: User, field: str
+) -> None:
+    response = await client.patch(
+        "/api/v1/users/me", json={field: "Ada \u202eecalevol"}, headers=auth_headers(normal_user.id)
+    )
+    assert response.status_code == 422, response.text
+    assert "U+202E" in _messages(response)
+
+
 @pytest.mark.parametrize(
     "label",
     [
         "Crème brûlée",
         "e\u0301clair",  # a combining accent
-        "\u202egnirts desrever",  # right-to-left override
-        "zero\u200bwidth",
         "\U0001f35c ramen",  # outside the Basic Multilingual Plane
-        "\ufeffbom",
+        "\U0001f468\u200d\U0001f373 chef's choice",  # an emoji sequence joined by ZWJ
+        "\u05de\u05e8\u05e7 \u200fsoup",  # Hebrew with a right-to-left mark
         "\u00a0nbsp\u00a0",
     ],
 )

@@ -225,7 +225,7 @@ async def test_fetch_skips_posts_it_cannot_use(idea_stub: IdeaStub) -> None:
 
 async def test_fetch_makes_titles_safe_to_store_and_show(idea_stub: IdeaStub) -> None:
     # json.dumps escapes the lone surrogate and NUL, as a hostile upstream could.
-    title = "Cr\u00e8me\x00 br\u00fbl\u00e9e\n\t tart \ud800 &amp; <b>"
+    title = "Cr\u00e8me\x00 br\u00fbl\u00e9e\n\t tart \ud800 &amp; <b>\u202e\u200b"
     idea_stub.script("recipes", Reply(200, body=listing([post("recipes", 1, title=title)])))
     async with ideas_client(idea_stub.url) as client:
         ideas = await client.fetch_subreddit("recipes")
