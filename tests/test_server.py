@@ -1,16 +1,21 @@
 """The served process (run.sh) bounds slow and huge requests, with nothing in front of it."""
 
+import asyncio
 import contextlib
 import select
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
 
+from app.server import BoundedHttpToolsProtocol
 from tests.conftest import TEST_DATABASE_URL
 from tests.utils.db import create_database, drop_database, new_database_url
 from tests.utils.server import Service, run_sh
+from tests.utils.utils import free_port
 
 TIMEOUT_SECONDS = 2.0
 # What a cut-off may take beyond the timeout: the timer's turn on a busy loop and the answer.
@@ -122,3 +127,102 @@ def test_ordinary_requests_on_one_connection_are_served(service: Service) -> Non
         sock.sendall(HEAD + b"\r\n")
         following = sock.recv(65536)
     assert following.startswith(b"HTTP/1.1 200 "), following[:80]
+
+
+# The same protocol in this process, with tight bounds: fast, and seen by coverage.
+
+
+async def _hello(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+@pytest.fixture
+async def bounded(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[int]:
+    """A uvicorn server with the bounded protocol on a free port; yields the port."""
+    monkeypatch.setattr(BoundedHttpToolsProtocol, "receive_timeout", 0.5)
+    monkeypatch.setattr(BoundedHttpToolsProtocol, "max_head_bytes", 2048)
+    monkeypatch.setattr(BoundedHttpToolsProtocol, "max_headers", 20)
+    port = free_port()
+    config = uvicorn.Config(
+        _hello,
+        host="127.0.0.1",
+        port=port,
+        http=BoundedHttpToolsProtocol,
+        log_config=None,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _exchange(port: int, *parts: bytes, pause: float = 0.0) -> tuple[float, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    try:
+        for part in parts:
+            writer.write(part)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            await asyncio.sleep(pause)
+        answer = await asyncio.wait_for(reader.read(), 5)
+    except ConnectionError:
+        answer = b""
+    finally:
+        writer.close()
+    return loop.time() - began, answer
+
+
+async def test_protocol_answers_408_to_a_head_that_stalls(bounded: int) -> None:
+    took, answer = await _exchange(bounded, b"GET / HTTP/1.1\r\nHost: x\r\n")
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert 0.4 < took < 2
+
+
+async def test_protocol_closes_a_body_that_stalls_after_the_head(bounded: int) -> None:
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
+    took, answer = await _exchange(bounded, head, b"12345")
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert took < 2
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5000 + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-%d: v\r\n" % n for n in range(30))
+        + b"\r\n",
+        b"GET /" + b"q" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+)
+async def test_protocol_answers_431_to_a_head_over_its_bounds(bounded: int, head: bytes) -> None:
+    _, answer = await _exchange(bounded, head)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+async def test_protocol_endless_header_in_pieces_is_431(bounded: int) -> None:
+    # The last piece takes the head past 2048 bytes; no more are sent after the answer.
+    pieces = [b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: "] + [b"a" * 1000] * 3
+    _, answer = await _exchange(bounded, *pieces, pause=0.02)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+async def test_protocol_serves_requests_that_arrive_in_time(bounded: int) -> None:
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    # Keep-alive: idle past the timeout between requests is not a slow request.
+    _, answer = await _exchange(bounded, request, b"", last, pause=0.7)
+    assert answer.count(b"HTTP/1.1 200 ") == 2
