@@ -866,3 +866,59 @@ async def test_abandoned_logins_are_not_hashed(
     response = await client.post(LOGIN, data={"username": random_email(), "password": "x" * 9})
     assert response.status_code == 401
     assert held.checks == 1
+
+
+@pytest.mark.parametrize(
+    ("password", "says"),
+    [
+        ("password", "most common"),
+        ("12345678", "most common"),
+        ("        ", "different characters"),
+        ("{email}!", "email"),
+    ],
+)
+async def test_signup_with_weak_password_is_422_naming_it(
+    client: httpx2.AsyncClient, password: str, says: str
+) -> None:
+    body = signup_body()
+    body["password"] = password.format(email=body["email"])
+    response = await client.post(SIGNUP, json=body)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "password"]
+    assert says in error["msg"]
+    assert "input" not in error
+
+
+@pytest.mark.parametrize(("new_password", "says"), [("qwerty123", "common"), ("{email}", "email")])
+async def test_change_password_to_a_weak_one_is_422(
+    client: httpx2.AsyncClient,
+    normal_user: User,
+    normal_user_token_headers: dict[str, str],
+    new_password: str,
+    says: str,
+) -> None:
+    body = {
+        "current_password": DEFAULT_PASSWORD,
+        "new_password": new_password.format(email=normal_user.email),
+    }
+    response = await client.post(PASSWORD, json=body, headers=normal_user_token_headers)
+    assert response.status_code == 422, response.text
+    assert says in response.json()["detail"][0]["msg"]
+    await login(client, normal_user.email)
+
+
+@pytest.mark.parametrize(
+    ("new_password", "says"), [("iloveyou", "common"), ("my {email}", "email")]
+)
+async def test_password_reset_to_a_weak_one_is_422_and_keeps_the_token(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User, new_password: str, says: str
+) -> None:
+    token = await crud.password_reset_token.create_for_user(db, user_id=normal_user.id)
+    weak = new_password.format(email=normal_user.email)
+    response = await client.post(RESET, json={"token": token, "new_password": weak})
+    assert response.status_code == 422, response.text
+    assert says in response.json()["detail"][0]["msg"]
+    assert normal_user.email not in response.text
+    ok = await client.post(RESET, json={"token": token, "new_password": "long-enough-now"})
+    assert ok.status_code == 204

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app import crud
@@ -20,6 +21,7 @@ from app.api.deps import (
 from app.api.responses import errors
 from app.core.config import settings
 from app.core.email import password_reset_text, send_email
+from app.core.password_policy import password_problem
 from app.core.security import create_access_token, entitled_scopes, scope_string
 from app.schemas import (
     Message,
@@ -43,6 +45,15 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
     )
+
+
+def _refuse_password_with_email(password: str, email: str) -> None:
+    """The 422 the body's own validation would give, for a check that needs the account."""
+    problem = password_problem(password, email=email)
+    if problem:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "new_password"), "msg": problem}]
+        )
 
 
 def _token(user_id: int, scope: str, refresh_token: str) -> Token:
@@ -148,6 +159,7 @@ async def change_password(
     if await crud.user.authenticate(db, email=user.email, password=body.current_password) is None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="Incorrect password")
     await throttle.succeeded(user.email)
+    _refuse_password_with_email(body.new_password, user.email)
     await crud.user.update(db, db_obj=user, obj_in={"password": body.new_password})
 
 
@@ -197,6 +209,10 @@ async def recover_password(
 async def reset_password(db: SessionDep, body: PasswordReset, throttle: LoginThrottleDep) -> None:
     """Set a new password with an emailed token. The token works once; every refresh token of
     the account stops working."""
+    pending = await crud.password_reset_token.get_by_token(db, token=body.token)
+    owner = await crud.user.get(db, pending.user_id) if pending is not None else None
+    if owner is not None:
+        _refuse_password_with_email(body.new_password, owner.email)
     user = await crud.password_reset_token.redeem(
         db, token=body.token, new_password=body.new_password
     )
