@@ -386,4 +386,5 @@ def test_ideas_routes_hold_no_database_connection_while_the_upstream_hangs(
     )
     assert answer == 502
     assert bystander == 201
-    assert took < POOL_TIMEOUT_SECONDS
+    # Not held up by the upstream's budget (a 503 above would mean it waited out the pool).
+    assert took < HANGING_BUDGET_SECONDS
