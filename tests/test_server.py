@@ -125,8 +125,14 @@ def test_ordinary_requests_on_one_connection_are_served(service: Service) -> Non
         # not a 408: the next request on the connection is served.
         time.sleep(TIMEOUT_SECONDS + 0.5)
         sock.sendall(HEAD + b"\r\n")
-        following = sock.recv(65536)
-    assert following.startswith(b"HTTP/1.1 200 "), following[:80]
+        # What follows may begin with the rest of the second answer's body.
+        following = b""
+        while b"HTTP/1.1 " not in following:
+            chunk = sock.recv(65536)
+            assert chunk, following
+            following += chunk
+    assert b"HTTP/1.1 200 " in following, following[:200]
+    assert b" 408 " not in following
 
 
 # The same protocol in this process, with tight bounds: fast, and seen by coverage.
