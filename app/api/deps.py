@@ -2,7 +2,7 @@
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated
@@ -23,6 +23,7 @@ from app.core.security import (
     SCOPE_USERS_ADMIN,
     SCOPES,
     InvalidTokenError,
+    client_gone,
     decode_access_token,
     entitled_scopes,
 )
@@ -281,3 +282,15 @@ async def get_login_throttle(limiter: RateLimiterDep) -> LoginThrottle:
 
 
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
+
+
+async def watch_client(request: Request) -> AsyncIterator[None]:
+    """Lets a password hash waiting its turn be skipped once its client has gone."""
+    token = client_gone.set(request.is_disconnected)
+    try:
+        yield
+    finally:
+        client_gone.reset(token)
+
+
+ClientWatch = Depends(watch_client)

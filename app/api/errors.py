@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 
-from app.services.errors import AppError
+from app.core.security import HASH_RETRY_AFTER_SECONDS, HashingBusyError
+from app.services.errors import AppError, WeakPassword
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,13 @@ async def app_error_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def weak_password_handler(_: Request, exc: Exception) -> JSONResponse:
+    """A policy refusal that needed the account (its email): the 422 body validation gives."""
+    assert isinstance(exc, WeakPassword)
+    error = {"type": "value_error", "loc": ["body", exc.field], "msg": exc.detail}
+    return JSONResponse({"detail": [error]}, status_code=exc.status_code)
+
+
 async def integrity_error_handler(_: Request, exc: Exception) -> JSONResponse:
     """A uniqueness or foreign-key clash that a check before the write could not rule out."""
     logger.info("integrity error: %s", type(getattr(exc, "orig", exc)).__name__)
@@ -105,11 +113,23 @@ async def dbapi_error_handler(request: Request, exc: Exception) -> JSONResponse:
     raise exc
 
 
+async def hashing_busy_handler(_: Request, exc: Exception) -> JSONResponse:
+    """A full password-hashing queue sheds load instead of growing memory and waits."""
+    logger.warning("password hash refused: %s", exc)
+    return JSONResponse(
+        {"detail": "Too many sign-ins at once; retry shortly"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(HASH_RETRY_AFTER_SECONDS)},
+    )
+
+
 def register_exception_handlers(app: FastAPI) -> None:
     """Anything not handled here becomes a 500 in RequestContextMiddleware, with a request id."""
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(AppError, app_error_handler)
+    app.add_exception_handler(WeakPassword, weak_password_handler)
     app.add_exception_handler(sa_exc.IntegrityError, integrity_error_handler)
+    app.add_exception_handler(HashingBusyError, hashing_busy_handler)
     for exc_type in DB_UNAVAILABLE:
         app.add_exception_handler(exc_type, db_unavailable_handler)
     # The handlers above are more specific, so this one sees only the other DBAPI errors.

@@ -18,6 +18,7 @@ from app import __version__
 from app.clients.cache import Cache, MemoryCache, RedisCache, SingleFlight
 from app.core.config import Settings, settings
 from app.schemas import IdeaFeed, IdeaRead
+from app.schemas.common import HIDDEN
 from app.schemas.recipe import RecipeUrl
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,10 @@ CONNECT_TIMEOUT_SECONDS = 2.0
 MAX_CONNECTIONS = 20
 # A listing of 100 posts is about 0.5 MB; anything far larger is not a listing.
 MAX_BODY_BYTES = 4 * 1024 * 1024
-CACHE_PREFIX = "recipe-service:ideas:"
+# Under REDIS_KEY_PREFIX, so deployments sharing a Redis keep their ideas apart.
+CACHE_NAMESPACE = "ideas:"
+# Beside a subreddit's key: why its last fetch failed, kept IDEAS_FAILURE_CACHE_SECONDS.
+FAILED_SUFFIX = ":failed"
 REDIS_TIMEOUT_SECONDS = 1.0
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -46,7 +50,8 @@ class IdeasError(Exception):
 
 def _one_line(title: str) -> str:
     """Titles end up in JSON, HTML and the database: no control characters or lone surrogates."""
-    title = " ".join(_UNPRINTABLE.sub(" ", title).split())
+    # Bidi controls and invisible characters go too: a recipe label refuses them.
+    title = " ".join(_UNPRINTABLE.sub(" ", HIDDEN.sub("", title)).split())
     if not title:
         raise ValueError("empty title")
     return title
@@ -64,7 +69,8 @@ class _Child(BaseModel):
 
 
 class _ListingData(BaseModel):
-    children: list[_Child]
+    # Each child is validated only when it is reached: a listing may hold 30k posts, 25 are used.
+    children: list[Any]
 
 
 class _Listing(BaseModel):
@@ -81,8 +87,14 @@ def parse_listing(body: bytes, limit: int) -> list[IdeaRead]:
         listing = _Listing.model_validate(json.loads(body))
     except (ValueError, RecursionError, ValidationError) as exc:
         raise IdeasError("unexpected answer from upstream") from exc
-    ideas = []
-    for child in listing.data.children:
+    ideas: list[IdeaRead] = []
+    for raw in listing.data.children:
+        if len(ideas) == limit:
+            break
+        try:
+            child = _Child.model_validate(raw)
+        except ValidationError as exc:
+            raise IdeasError("unexpected answer from upstream") from exc
         if child.kind != "t3":
             continue
         try:
@@ -91,7 +103,7 @@ def parse_listing(body: bytes, limit: int) -> list[IdeaRead]:
             logger.debug("skipped a post without a usable title, url or score")
             continue
         ideas.append(IdeaRead(title=post.title, url=str(post.url), score=post.score))
-    return ideas[:limit]
+    return ideas
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -128,6 +140,7 @@ class IdeasClient:
         limit_max: int,
         timeout: float,
         cache_seconds: float,
+        failure_seconds: float = 0.0,
         max_attempts: int = MAX_ATTEMPTS,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -137,6 +150,7 @@ class IdeasClient:
         self.limit_max = limit_max
         self.timeout = timeout
         self.cache_seconds = cache_seconds
+        self.failure_seconds = failure_seconds
         self.max_attempts = max_attempts
         self._sleep = sleep
         self._flight: SingleFlight[list[IdeaRead]] = SingleFlight()
@@ -207,7 +221,16 @@ class IdeasClient:
         cached = await self._cached(key)
         if cached is not None:
             return cached
-        ideas = await self.fetch_subreddit(name)
+        # A source that just failed fails again at once: a hanging upstream must not make every
+        # call wait the whole budget.
+        failed = await self.cache.get(key + FAILED_SUFFIX)
+        if failed is not None:
+            raise IdeasError(failed.decode("utf-8", "replace"))
+        try:
+            ideas = await self.fetch_subreddit(name)
+        except IdeasError as exc:
+            await self.cache.set(key + FAILED_SUFFIX, str(exc).encode(), self.failure_seconds)
+            raise
         await self.cache.set(key, _IDEAS.dump_json(ideas), self.cache_seconds)
         return ideas
 
@@ -257,8 +280,9 @@ class IdeasClient:
             return response.status_code, response.headers, bytes(body)
 
 
-def make_cache(config: Settings = settings, *, prefix: str = CACHE_PREFIX) -> Cache:
+def make_cache(config: Settings = settings) -> Cache:
     if config.REDIS_URL:
+        prefix = config.REDIS_KEY_PREFIX + CACHE_NAMESPACE
         return RedisCache.from_url(config.REDIS_URL, prefix=prefix, timeout=REDIS_TIMEOUT_SECONDS)
     return MemoryCache()
 
@@ -283,6 +307,7 @@ async def open_ideas_client(
         limit_max=config.IDEAS_LIMIT_MAX,
         timeout=budget,
         cache_seconds=config.IDEAS_CACHE_SECONDS,
+        failure_seconds=config.IDEAS_FAILURE_CACHE_SECONDS,
     )
     try:
         yield client

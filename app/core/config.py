@@ -90,6 +90,17 @@ class Settings(BaseSettings):
         description="HMAC key for JWTs. Optional in local mode; required (32+ chars) elsewhere.",
     )
     ACCESS_TOKEN_EXPIRE_MINUTES: int = Field(default=15, ge=1, le=60 * 24 * 30)
+    JWT_ISSUER: str = Field(
+        default="recipe-service",
+        min_length=1,
+        description="`iss` of access tokens, checked on each: one per deployment.",
+    )
+    JWT_AUDIENCE: str = Field(
+        default="recipe-api",
+        min_length=1,
+        description="`aud` of access tokens, checked on each: deployments sharing a "
+        "SECRET_KEY then refuse each other's tokens.",
+    )
 
     DATABASE_URL: str = f"sqlite+aiosqlite:///./{DATA_DIR}/app.db"
     DB_POOL_SIZE: int = Field(default=10, ge=1)
@@ -112,6 +123,15 @@ class Settings(BaseSettings):
     REDIS_KEY_PREFIX: str = "recipe-service:"
 
     MAX_REQUEST_BODY_BYTES: int = Field(default=1024 * 1024, ge=1)
+    MAX_REQUEST_HEADER_BYTES: int = Field(
+        default=32 * 1024, ge=1024, description="Request line and headers; more answer 431."
+    )
+    MAX_REQUEST_HEADERS: int = Field(default=100, ge=10, description="More answer 431.")
+    REQUEST_RECEIVE_TIMEOUT_SECONDS: float = Field(
+        default=30.0,
+        gt=0,
+        description="Time for a request (head and body) to arrive; slower ones answer 408.",
+    )
     GZIP_MIN_BYTES: int = Field(default=1024, ge=0)
     PUBLIC_CACHE_SECONDS: int = Field(
         default=30, ge=0, description="max-age of anonymous recipe reads, for shared caches."
@@ -130,6 +150,18 @@ class Settings(BaseSettings):
     IDEAS_LIMIT_MAX: int = Field(default=25, ge=1, le=100)
     IDEAS_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=60)
     IDEAS_CACHE_SECONDS: float = Field(default=300.0, ge=0)
+    IDEAS_FAILURE_CACHE_SECONDS: float = Field(
+        default=15.0, ge=0, description="How long a source that failed is not asked again."
+    )
+
+    PASSWORD_HASH_MEMORY_MIB: int = Field(
+        default=256,
+        ge=64,
+        description="Memory concurrent password hashes may use; 64 MiB each, at most one per CPU.",
+    )
+    PASSWORD_HASH_QUEUE: int = Field(
+        default=32, ge=0, description="Passwords that may wait for a hash; more answer 503."
+    )
 
     REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=14, ge=1, le=365)
     PASSWORD_RESET_EXPIRE_MINUTES: int = Field(default=30, ge=1, le=60 * 24)

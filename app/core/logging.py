@@ -33,6 +33,20 @@ _SECRET_PATTERNS = (
 _SECRET_KEYS = re.compile(r"(?i)password|secret|token|authorization|cookie")
 
 
+# Characters that end a line or drive a terminal: C0 and C1 controls, DEL, U+2028 and U+2029.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# What json.dumps leaves raw inside strings that a log viewer may still break lines or run on.
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(text: str, keep: str = "") -> str:
+    """Client text (a path with %0a or %1b) cannot forge a console line or colour a terminal."""
+    return _UNSAFE.sub(
+        lambda m: m.group() if m.group() in keep else m.group().encode("unicode_escape").decode(),
+        text,
+    )
+
+
 def redact(text: str) -> str:
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
@@ -71,7 +85,9 @@ class JsonFormatter(logging.Formatter):
         line.update(_extras(record))
         if record.exc_info:
             line["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(line, default=str, ensure_ascii=False)
+        text = json.dumps(line, default=str, ensure_ascii=False)
+        # Only inside strings, where \uXXXX means the same character.
+        return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -79,11 +95,11 @@ class ConsoleFormatter(logging.Formatter):
         extras = _extras(record)
         request_id = extras.pop("request_id", None)
         timestamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        fields = " ".join(f"{k}={v}" for k, v in extras.items())
+        fields = " ".join(f"{k}={_escape(str(v))}" for k, v in extras.items())
         text = f"{timestamp} {record.levelname:<7} {record.name} [{request_id or '-'}] "
-        text += redact(record.getMessage()) + (f" {fields}" if fields else "")
+        text += _escape(redact(record.getMessage())) + (f" {fields}" if fields else "")
         if record.exc_info:
-            text += "\n" + redact(self.formatException(record.exc_info))
+            text += "\n" + _escape(redact(self.formatException(record.exc_info)), keep="\n")
         return text
 
 

@@ -6,12 +6,14 @@ import hashlib
 import os
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import jwt
 from pwdlib import PasswordHash
@@ -28,6 +30,8 @@ BCRYPT_MAX_BYTES = 72
 MAX_TOKEN_LENGTH = 2048
 HASH_THREAD_NICE = 19
 
+T = TypeVar("T")
+
 # OAuth2 scopes, with the text Swagger's Authorize dialog shows for each.
 SCOPE_RECIPES_WRITE = "recipes:write"
 SCOPE_USERS_ADMIN = "users:admin"
@@ -36,12 +40,14 @@ SCOPES = {
     SCOPE_USERS_ADMIN: "Administer users (superusers only).",
 }
 
+# pwdlib's defaults, spelled out: the memory cost is what sizes the hashing pool below.
+ARGON2_MEMORY_KIB = 64 * 1024
 # Argon2id for new hashes; bcrypt only to verify legacy hashes, which are then upgraded.
-password_hash = PasswordHash((Argon2Hasher(), BcryptHasher()))
+password_hash = PasswordHash((Argon2Hasher(memory_cost=ARGON2_MEMORY_KIB), BcryptHasher()))
+# What a caller turned away by a full hashing queue is told to wait, in seconds.
+HASH_RETRY_AFTER_SECONDS = 1
 
 
-# Hashing is CPU-bound (argon2 releases the GIL). A pool sized to the cores keeps a burst of
-# logins from running dozens of 64 MiB hashes at once or starving the default executor.
 def _lower_priority() -> None:
     """Hashing threads yield the CPU to the event loop: a burst of logins must not stall reads.
 
@@ -51,8 +57,69 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_THREAD_NICE)
 
 
-_hash_pool = ThreadPoolExecutor(
-    max_workers=os.cpu_count() or 1, thread_name_prefix="pwhash", initializer=_lower_priority
+def usable_cpus() -> int:
+    """CPUs this process may run on; os.cpu_count() counts the whole node in a container."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def hash_workers(memory_mib: int, cpus: int, cost_kib: int = ARGON2_MEMORY_KIB) -> int:
+    """Hashes that may run at once: as many as fit the memory budget, no more than the CPUs."""
+    return max(1, min(cpus, memory_mib * 1024 // cost_kib))
+
+
+class HashingBusyError(Exception):
+    """No hash for this request: too many wait already, or its client has gone."""
+
+
+# Set per request by the API layer: whether the client has gone, asked when a hash's turn comes.
+client_gone: ContextVar[Callable[[], Awaitable[bool]] | None] = ContextVar(
+    "client_gone", default=None
+)
+
+
+@dataclass(slots=True)
+class _Turns:
+    running: asyncio.Semaphore
+    admitted: int = 0
+
+
+class HashGate:
+    """Password hashing off the event loop, bounded twice: `workers` hashes at once (each holds
+    ARGON2_MEMORY_KIB), and `queue` more waiting; beyond that HashingBusyError comes at once,
+    so a burst of anonymous logins costs a bounded amount of memory and waiting."""
+
+    def __init__(self, workers: int, queue: int) -> None:
+        self.workers = workers
+        self.queue = queue
+        self.pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="pwhash", initializer=_lower_priority
+        )
+        # Semaphores belong to one event loop; tests run several, production one per process.
+        self._turns: WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = WeakKeyDictionary()
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        turns = self._turns.get(loop)
+        if turns is None:
+            turns = self._turns[loop] = _Turns(asyncio.Semaphore(self.workers))
+        if turns.admitted >= self.workers + self.queue:
+            raise HashingBusyError("too many passwords are waiting for a hash")
+        turns.admitted += 1
+        try:
+            async with turns.running:
+                gone = client_gone.get()
+                if gone is not None and await gone():
+                    raise HashingBusyError("the client has gone")
+                return await loop.run_in_executor(self.pool, work, *args)
+        finally:
+            turns.admitted -= 1
+
+
+hash_gate = HashGate(
+    hash_workers(settings.PASSWORD_HASH_MEMORY_MIB, usable_cpus()), settings.PASSWORD_HASH_QUEUE
 )
 
 
@@ -92,6 +159,12 @@ def _hash(password: str) -> str:
     return password_hash.hash(password)
 
 
+def _verify_dummy(password: str) -> tuple[bool, str | None]:
+    # In the worker: the dummy hash is made on first use, which must not be on the event loop.
+    _verify_and_update(password, _dummy_hash())
+    return False, None
+
+
 def _verify_and_update(password: str, hashed: str) -> tuple[bool, str | None]:
     secret = password.encode()
     if BcryptHasher.identify(hashed) and len(secret) > BCRYPT_MAX_BYTES:
@@ -104,16 +177,17 @@ def _verify_and_update(password: str, hashed: str) -> tuple[bool, str | None]:
 
 
 async def get_password_hash(password: str) -> str:
-    return await asyncio.get_running_loop().run_in_executor(_hash_pool, _hash, password)
+    """An Argon2id hash, made in the hashing pool; HashingBusyError when it is full."""
+    return await hash_gate.run(_hash, password)
 
 
 async def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
-    """Check a password; the second item is a new Argon2id hash when the stored one is legacy."""
-    loop = asyncio.get_running_loop()
+    """Check a password; the second item is a new Argon2id hash when the stored one is legacy.
+
+    HashingBusyError when the hashing pool is full or the client has gone."""
     if hashed is None:
-        await loop.run_in_executor(_hash_pool, _verify_and_update, password, _dummy_hash())
-        return False, None
-    return await loop.run_in_executor(_hash_pool, _verify_and_update, password, hashed)
+        return await hash_gate.run(_verify_dummy, password)
+    return await hash_gate.run(_verify_and_update, password, hashed)
 
 
 def create_access_token(
@@ -125,6 +199,8 @@ def create_access_token(
     delta = expires_delta or timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
     payload: dict[str, Any] = {
         "sub": str(subject),
+        "iss": settings.JWT_ISSUER,
+        "aud": settings.JWT_AUDIENCE,
         "iat": now,
         "exp": now + delta,
         "type": ACCESS_TOKEN_TYPE,
@@ -142,7 +218,10 @@ def decode_access_token(token: str) -> AccessClaims:
             token,
             settings.secret_key,
             algorithms=[ALGORITHM],
-            options={"require": ["exp", "iat", "sub"]},
+            issuer=settings.JWT_ISSUER,
+            audience=settings.JWT_AUDIENCE,
+            # Tokens made before iss and aud were set carry neither: they are refused.
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             leeway=10,
         )
     except jwt.PyJWTError as exc:

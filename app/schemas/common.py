@@ -7,6 +7,11 @@ from typing import Annotated, Generic, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Characters that reorder or hide text where it is shown ("Safe \u202egnp.exe" reads as
+# "Safe exe.png"): bidi embeddings, overrides and isolates, the Arabic letter mark, and the
+# invisible zero-width space, word joiner and BOM. Zero-width (non-)joiners stay: emoji
+# sequences and several scripts need them.
+HIDDEN = re.compile("[\u202a-\u202e\u2066-\u2069\u061c\u200b\u2060\ufeff\u180e]")
 
 
 def storable(value: str) -> str:
@@ -29,6 +34,11 @@ def normalize_email(value: str) -> str:
 def single_line(value: str) -> str:
     if _CONTROL.search(storable(value)):
         raise ValueError("must not contain control characters")
+    hidden = HIDDEN.search(value)
+    if hidden:
+        raise ValueError(
+            f"must not contain bidi controls or invisible characters (U+{ord(hidden[0]):04X})"
+        )
     return value
 
 

@@ -9,15 +9,28 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
 )
 
+from app.core.password_policy import password_problem
 from app.schemas.common import Page, ReadModel, Text100, WriteModel, normalize_email, storable
 
+
+def acceptable(password: str) -> str:
+    """Refuse common and patterned passwords; the email check needs the account (see below)."""
+    problem = password_problem(password)
+    if problem:
+        raise ValueError(problem)
+    return password
+
+
+# A password to set: register, change, reset and administration.
 Password = Annotated[
     str,
     StringConstraints(min_length=8, max_length=128),
     AfterValidator(storable),
+    AfterValidator(acceptable),
     Field(examples=["correct horse battery staple"]),
 ]
 # A password to check, not to set: any stored one fits these bounds.
@@ -51,6 +64,15 @@ class UserRegister(WriteModel):
     password: Password
     first_name: Text100 = Field(examples=["Ada"])
     surname: Text100 = Field(examples=["Lovelace"])
+
+    @field_validator("password")
+    @classmethod
+    def _not_the_email(cls, value: str, info: ValidationInfo) -> str:
+        # email is declared first, so it has been validated (or has failed) by now.
+        problem = password_problem(value, email=info.data.get("email"))
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class UserCreate(UserRegister):

@@ -101,6 +101,7 @@ async def reset_password(db: AsyncSession, *, token: str, new_password: str) -> 
     user = await crud.user.get(db, row.user_id)
     if user is None or not user.is_active:
         raise InvalidResetToken
+    users.refuse_weak(new_password, user.email)
     await commit_early(db)
     hashed = await get_password_hash(new_password)
     # Conditional, so two requests racing with one token cannot both win.

@@ -56,6 +56,17 @@ class ScopeNotAllowed(BadRequest):
     message = "Scope not allowed for this account"
 
 
+class WeakPassword(AppError):
+    """A new password the policy refuses; answered in FastAPI's 422 shape, on `field`."""
+
+    status_code = 422
+    message = "Password refused by the password policy"
+
+    def __init__(self, detail: str | None = None, *, field: str = "new_password") -> None:
+        super().__init__(detail)
+        self.field = field
+
+
 class InvalidResetToken(BadRequest):
     message = "Invalid or expired password reset token"
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
+from app.core.password_policy import password_problem
 from app.core.security import get_password_hash, verify_password
 from app.db.session import commit_early
 from app.models import User
@@ -21,6 +22,7 @@ from app.services.errors import (
     SelfDeletion,
     SelfDemotion,
     UserNotFound,
+    WeakPassword,
 )
 
 
@@ -111,10 +113,18 @@ async def update_me(
     return await update(db, user, fields)
 
 
+def refuse_weak(password: str, email: str) -> None:
+    """The policy's checks that need the account: a password containing its email."""
+    problem = password_problem(password, email=email)
+    if problem:
+        raise WeakPassword(problem)
+
+
 async def change_password(
     db: AsyncSession, user: User, *, current: str, new: str, throttle: Throttle
 ) -> None:
     await check_password(db, user, current, throttle)
+    refuse_weak(new, user.email)
     await update(db, user, {"password": new})
 
 

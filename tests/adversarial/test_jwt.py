@@ -37,6 +37,8 @@ def _claims(user_id: int, **changes: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
     claims: dict[str, Any] = {
         "sub": str(user_id),
+        "iss": settings.JWT_ISSUER,
+        "aud": settings.JWT_AUDIENCE,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(minutes=5)).timestamp()),
         "type": ACCESS_TOKEN_TYPE,
@@ -111,6 +113,21 @@ async def test_read_me_with_tampered_signature_is_401(
     header, body, signature = create_access_token(normal_user.id).split(".")
     flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
     _assert_refused(await _me(client, f"{header}.{body}.{flipped}"))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"iss": None, "aud": None},  # made before tokens carried them
+        {"iss": "staging.recipes.example"},  # another deployment sharing SECRET_KEY
+        {"aud": "another-api"},
+        {"aud": None},
+    ],
+)
+async def test_read_me_with_token_of_another_issuer_or_audience_is_401(
+    client: httpx2.AsyncClient, superuser: User, changes: dict[str, Any]
+) -> None:
+    _assert_refused(await _me(client, _sign(_claims(superuser.id, **changes))))
 
 
 async def test_read_me_with_token_signed_by_another_key_is_401(

@@ -48,6 +48,7 @@ async def ideas_client(
     cache: Cache | None = None,
     timeout: float = 5.0,
     cache_seconds: float = 300.0,
+    failure_seconds: float = 0.0,
     subreddits: list[str] = SUBREDDITS,
 ) -> AsyncIterator[IdeasClient]:
     """A client whose backoff waits are recorded instead of slept, unless sleeps is None."""
@@ -63,6 +64,7 @@ async def ideas_client(
         limit_max=25,
         timeout=timeout,
         cache_seconds=cache_seconds,
+        failure_seconds=failure_seconds,
         sleep=asyncio.sleep if sleeps is None else record,
     )
     try:
@@ -223,7 +225,7 @@ async def test_fetch_skips_posts_it_cannot_use(idea_stub: IdeaStub) -> None:
 
 async def test_fetch_makes_titles_safe_to_store_and_show(idea_stub: IdeaStub) -> None:
     # json.dumps escapes the lone surrogate and NUL, as a hostile upstream could.
-    title = "Cr\u00e8me\x00 br\u00fbl\u00e9e\n\t tart \ud800 &amp; <b>"
+    title = "Cr\u00e8me\x00 br\u00fbl\u00e9e\n\t tart \ud800 &amp; <b>\u202e\u200b"
     idea_stub.script("recipes", Reply(200, body=listing([post("recipes", 1, title=title)])))
     async with ideas_client(idea_stub.url) as client:
         ideas = await client.fetch_subreddit("recipes")
@@ -342,7 +344,37 @@ async def test_get_subreddit_caches_for_the_configured_seconds(idea_stub: IdeaSt
     assert idea_stub.hits["recipes"] == 2
 
 
-async def test_get_subreddit_does_not_cache_failures(idea_stub: IdeaStub) -> None:
+async def test_get_subreddit_answers_a_recent_failure_without_asking_again(
+    idea_stub: IdeaStub,
+) -> None:
+    # A hanging source made every call wait the whole budget; now one call in 15 s does.
+    idea_stub.script("recipes", Reply(hang=True))
+    clock = Clock()
+    cache = MemoryCache(clock=clock)
+    async with ideas_client(
+        idea_stub.url, cache=cache, timeout=0.5, failure_seconds=15, sleeps=[]
+    ) as client:
+        with pytest.raises(IdeasError, match="timed out"):
+            await client.get_subreddit("recipes")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(IdeasError, match="timed out"):
+            await client.get_subreddit("recipes")
+        assert loop.time() - started < 0.25
+        assert idea_stub.hits["recipes"] == 1
+        clock.now += 15
+        assert len(await client.get_subreddit("recipes")) == 3
+    assert idea_stub.hits["recipes"] == 2
+
+
+async def test_open_ideas_client_keeps_failures_for_the_configured_seconds(
+    idea_stub: IdeaStub,
+) -> None:
+    async with open_ideas_client(idea_stub.settings(IDEAS_FAILURE_CACHE_SECONDS=7)) as client:
+        assert client.failure_seconds == 7
+
+
+async def test_get_subreddit_without_failure_seconds_asks_again(idea_stub: IdeaStub) -> None:
     idea_stub.script("recipes", Reply(404))
     async with ideas_client(idea_stub.url) as client:
         with pytest.raises(IdeasError):
@@ -481,6 +513,37 @@ async def test_single_flight_cancel_stops_runs_in_progress() -> None:
     await flight.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
+
+
+async def test_make_cache_keys_ideas_under_the_redis_key_prefix(
+    idea_stub: IdeaStub, redis_prefix: str
+) -> None:
+    config = idea_stub.settings(REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=redis_prefix)
+    async with open_ideas_client(config) as client:
+        await client.get_subreddit("recipes")
+    redis = create_redis(REDIS_URL)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{redis_prefix}*")]
+    finally:
+        await redis.aclose()
+    assert keys == [f"{redis_prefix}ideas:recipes".encode()]
+
+
+def test_parse_listing_validates_only_the_posts_it_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 30k posts took ~0.9 s of the event loop to validate when 25 were used.
+    validated = 0
+    real = ideas_module._Post.model_validate
+
+    def counting(data: Any) -> Any:
+        nonlocal validated
+        validated += 1
+        return real(data)
+
+    monkeypatch.setattr(ideas_module._Post, "model_validate", counting)
+    body = listing([post("recipes", n) for n in range(30_000)])
+    ideas = ideas_module.parse_listing(body, 25)
+    assert [idea.title for idea in ideas] == [f"recipes idea {n}" for n in range(25)]
+    assert validated == 25
 
 
 async def test_make_cache_uses_redis_only_when_configured(idea_stub: IdeaStub) -> None:

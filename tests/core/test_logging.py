@@ -131,3 +131,35 @@ def test_uvicorn_color_message_is_not_logged(formatter: logging.Formatter) -> No
 def test_redact_masks_secrets(text: str, secret: str) -> None:
     assert secret not in redact(text)
     assert "[REDACTED]" in redact(text)
+
+
+async def test_console_access_line_cannot_be_forged_or_drive_the_terminal(
+    client: httpx2.AsyncClient,
+) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(ConsoleFormatter())
+    access = logging.getLogger("app.access")
+    access.addHandler(handler)
+    try:
+        await client.get(
+            "/x%0a2026-01-01T00:00:00.000000Z INFO    app.access [-] GET /admin 200"
+            "%0d%1b[2K%1b[31m%c2%85%e2%80%a8"
+        )
+    finally:
+        access.removeHandler(handler)
+    output = stream.getvalue()
+    assert output.count("\n") == 1  # the line's own end, nothing inside it
+    assert not {"\r", "\x1b", "\x85", "\u2028"} & set(output)
+    assert "\\n2026-01-01" in output
+    assert "\\x1b[31m" in output
+
+
+def test_json_line_escapes_what_viewers_take_as_line_ends() -> None:
+    text = "a\u2028b\u2029c\x85d\x1b[31me\nf"
+    record = logging.makeLogRecord({"name": "app.x", "levelname": "INFO", "msg": text})
+    record.path = text
+    line = JsonFormatter().format(record)
+    assert not {"\u2028", "\u2029", "\x85", "\x1b", "\n"} & set(line)
+    parsed = json.loads(line)
+    assert parsed["message"] == parsed["path"] == text

@@ -1,5 +1,6 @@
 """Password hashing (Argon2id, legacy bcrypt upgrade, off the event loop) and access tokens."""
 
+import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -67,8 +68,11 @@ async def test_verify_password_without_a_usable_hash_is_false(stored: str | None
 def test_access_token_round_trip() -> None:
     token = create_access_token(42, scopes=["users:admin", "recipes:write"])
     assert decode_access_token(token) == AccessClaims("42", frozenset(SCOPES))
-    claims = jwt.decode(token, settings.secret_key, algorithms=["HS256"])
+    claims = jwt.decode(
+        token, settings.secret_key, algorithms=["HS256"], audience=settings.JWT_AUDIENCE
+    )
     assert claims["type"] == "access"
+    assert claims["iss"] == settings.JWT_ISSUER
     assert claims["scope"] == "recipes:write users:admin"
     assert claims["exp"] > claims["iat"]
 
@@ -81,6 +85,8 @@ def _claims(**overrides: object) -> dict[str, object]:
     now = datetime.now(UTC)
     claims: dict[str, object] = {
         "sub": "1",
+        "iss": settings.JWT_ISSUER,
+        "aud": settings.JWT_AUDIENCE,
         "iat": now,
         "exp": now + timedelta(minutes=5),
         "type": "access",
@@ -100,6 +106,13 @@ def _claims(**overrides: object) -> dict[str, object]:
         pytest.param(_forge(_claims(exp=None)), id="no-exp"),
         pytest.param(_forge(_claims(sub=None)), id="no-sub"),
         pytest.param(_forge(_claims(sub=7)), id="int-sub"),
+        # Made before iss and aud were set, or by another deployment sharing the key.
+        pytest.param(_forge(_claims(iss=None, aud=None)), id="no-iss-or-aud"),
+        pytest.param(_forge(_claims(iss=None)), id="no-iss"),
+        pytest.param(_forge(_claims(aud=None)), id="no-aud"),
+        pytest.param(_forge(_claims(iss="other-deployment")), id="other-iss"),
+        pytest.param(_forge(_claims(aud="other-deployment-api")), id="other-aud"),
+        pytest.param(_forge(_claims(aud=["other", "more"])), id="other-aud-list"),
         pytest.param(_forge(_claims(exp=datetime.now(UTC) - timedelta(minutes=1))), id="expired"),
         pytest.param("not.a.token", id="garbage"),
     ],
@@ -117,3 +130,69 @@ def test_decode_access_token_rejects_alg_none() -> None:
     ).decode()
     with pytest.raises(InvalidTokenError):
         decode_access_token(f"{header}.{body}.")
+
+
+@pytest.mark.parametrize(
+    ("memory_mib", "cpus", "workers"),
+    [(256, 16, 4), (256, 2, 2), (64, 16, 1), (100, 16, 1), (1024, 8, 8)],
+)
+def test_hash_workers_fit_the_memory_budget_and_the_cpus(
+    memory_mib: int, cpus: int, workers: int
+) -> None:
+    # os.cpu_count() workers on a 16-CPU node took a 512Mi pod to 1,127 MiB with 16 logins.
+    assert security.hash_workers(memory_mib, cpus) == workers
+
+
+def test_default_hashing_fits_the_default_budget_whatever_the_node() -> None:
+    workers = security.hash_workers(settings.PASSWORD_HASH_MEMORY_MIB, cpus=64)
+    assert workers * security.ARGON2_MEMORY_KIB <= settings.PASSWORD_HASH_MEMORY_MIB * 1024
+    assert security.hash_gate.workers <= workers
+
+
+class Blocked:
+    """Work that holds its hashing thread until released, counting how often it ran."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.runs = 0
+
+    def __call__(self) -> str:
+        self.runs += 1
+        assert self.release.wait(10)
+        return "done"
+
+
+async def test_hash_gate_sheds_what_its_queue_cannot_hold() -> None:
+    gate = security.HashGate(workers=1, queue=2)
+    work = Blocked()
+    admitted = [asyncio.create_task(gate.run(work)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    with pytest.raises(security.HashingBusyError, match="too many"):
+        await gate.run(work)
+    work.release.set()
+    assert await asyncio.gather(*admitted) == ["done"] * 3
+    assert work.runs == 3
+    # Room again once they are done.
+    assert await gate.run(work) == "done"
+
+
+async def test_hash_gate_skips_work_whose_client_has_gone() -> None:
+    gate = security.HashGate(workers=1, queue=40)
+    work = Blocked()
+    first = asyncio.create_task(gate.run(work))
+    await asyncio.sleep(0.05)
+
+    async def gone() -> bool:
+        return True
+
+    async def abandoned() -> str:
+        security.client_gone.set(gone)
+        return await gate.run(work)
+
+    waiting = [asyncio.create_task(abandoned()) for _ in range(40)]
+    await asyncio.sleep(0.05)
+    work.release.set()
+    assert await first == "done"
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(o, security.HashingBusyError) for o in outcomes)
+    assert work.runs == 1

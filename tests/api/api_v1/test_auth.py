@@ -1,7 +1,9 @@
 """Sign-up, login, refresh and logout, scopes, password change and reset, throttling."""
 
+import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import crud
 from app.api.api_v1.endpoints.auth import RECOVERY_MESSAGE
 from app.api.deps import get_rate_limiter
+from app.core import security
 from app.core.config import settings
 from app.core.rate_limit import MemoryBackend, RateLimiter
 from app.core.security import create_access_token
@@ -270,7 +273,12 @@ async def test_login_returns_refresh_token_expiry_and_scopes(
     assert body["expires_in"] == settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60
     assert body["scope"] == "recipes:write"
     assert body["refresh_token"] != body["access_token"]
-    claims = jwt.decode(body["access_token"], settings.secret_key, algorithms=["HS256"])
+    claims = jwt.decode(
+        body["access_token"],
+        settings.secret_key,
+        algorithms=["HS256"],
+        audience=settings.JWT_AUDIENCE,
+    )
     assert claims["scope"] == "recipes:write"
     assert {"sub", "exp", "iat", "type"} <= claims.keys()
     admin = await login(client, superuser.email)
@@ -763,3 +771,154 @@ async def test_rate_limits_off_never_refuse(
     logins = {(await client.post(LOGIN, data=form)).status_code for _ in range(6)}
     signups = {(await client.post(SIGNUP, json={})).status_code for _ in range(15)}
     assert (logins, signups) == ({401}, {422})
+
+
+class HeldHashing:
+    """A one-thread hashing gate whose thread is busy until released; counts the checks made."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, queue: int) -> None:
+        self.gate = security.HashGate(workers=1, queue=queue)
+        self.release = threading.Event()
+        self.checks = 0
+        monkeypatch.setattr(security, "hash_gate", self.gate)
+        real = security._verify_dummy
+
+        def counted(password: str) -> tuple[bool, str | None]:
+            self.checks += 1
+            return real(password)
+
+        monkeypatch.setattr(security, "_verify_dummy", counted)
+
+    async def __aenter__(self) -> "HeldHashing":
+        self.holder = asyncio.create_task(self.gate.run(self.release.wait, 10))
+        await self.admitted(1)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.release.set()
+        await self.holder
+
+    async def admitted(self, count: int) -> None:
+        for _ in range(500):
+            turns = self.gate._turns.get(asyncio.get_running_loop())
+            if turns is not None and turns.admitted >= count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"fewer than {count} hashes admitted")
+
+
+async def test_login_beyond_the_hashing_queue_is_503_with_retry_after(
+    client: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with HeldHashing(monkeypatch, queue=0):
+        response = await client.post(LOGIN, data={"username": random_email(), "password": "x" * 9})
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == str(security.HASH_RETRY_AFTER_SECONDS)
+    assert response.json() == {"detail": "Too many sign-ins at once; retry shortly"}
+
+
+async def test_abandoned_logins_are_not_hashed(
+    client: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 40 logins dropped at once delayed the next login from 0.12 s to 3 s: each was hashed.
+    def abandoned_login() -> Coroutine[Any, Any, None]:
+        body = f"username={random_email()}&password=whatever-1".encode()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": LOGIN,
+            "raw_path": LOGIN.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"test"),
+                (b"content-type", b"application/x-www-form-urlencoded"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("test", 80),
+        }
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(_: Any) -> None:
+            pass
+
+        return app(scope, receive, send)
+
+    async with HeldHashing(monkeypatch, queue=10) as held:
+        logins = []
+        for n in range(5):
+            logins.append(asyncio.create_task(abandoned_login()))
+            await held.admitted(n + 2)  # one at a time: they share the test's session
+    await asyncio.gather(*logins)
+    assert held.checks == 0
+    # A client that stays is still answered.
+    response = await client.post(LOGIN, data={"username": random_email(), "password": "x" * 9})
+    assert response.status_code == 401
+    assert held.checks == 1
+
+
+@pytest.mark.parametrize(
+    ("password", "says"),
+    [
+        ("password", "most common"),
+        ("12345678", "most common"),
+        ("        ", "different characters"),
+        ("{email}!", "email"),
+    ],
+)
+async def test_signup_with_weak_password_is_422_naming_it(
+    client: httpx2.AsyncClient, password: str, says: str
+) -> None:
+    body = signup_body()
+    body["password"] = password.format(email=body["email"])
+    response = await client.post(SIGNUP, json=body)
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "password"]
+    assert says in error["msg"]
+    assert "input" not in error
+
+
+@pytest.mark.parametrize(("new_password", "says"), [("qwerty123", "common"), ("{email}", "email")])
+async def test_change_password_to_a_weak_one_is_422(
+    client: httpx2.AsyncClient,
+    normal_user: User,
+    normal_user_token_headers: dict[str, str],
+    new_password: str,
+    says: str,
+) -> None:
+    body = {
+        "current_password": DEFAULT_PASSWORD,
+        "new_password": new_password.format(email=normal_user.email),
+    }
+    response = await client.post(PASSWORD, json=body, headers=normal_user_token_headers)
+    assert response.status_code == 422, response.text
+    assert says in response.json()["detail"][0]["msg"]
+    await login(client, normal_user.email)
+
+
+@pytest.mark.parametrize(
+    ("new_password", "says"), [("iloveyou", "common"), ("my {email}", "email")]
+)
+async def test_password_reset_to_a_weak_one_is_422_and_keeps_the_token(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User, new_password: str, says: str
+) -> None:
+    token = await crud.password_reset_token.create_for_user(db, user_id=normal_user.id)
+    weak = new_password.format(email=normal_user.email)
+    response = await client.post(RESET, json={"token": token, "new_password": weak})
+    assert response.status_code == 422, response.text
+    assert says in response.json()["detail"][0]["msg"]
+    assert normal_user.email not in response.text
+    ok = await client.post(RESET, json={"token": token, "new_password": "long-enough-now"})
+    assert ok.status_code == 204

@@ -6,19 +6,21 @@ from typing import Any
 
 import httpx2
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.api.api_v1.endpoints.idea import UNAVAILABLE
 from app.api.deps import get_current_user, get_ideas_client
 from app.clients.ideas import IdeasClient, IdeasError, open_ideas_client
 from app.core.config import settings
+from app.db.session import get_db, get_read_db, make_sessionmaker
 from app.main import app
 from app.models import User
 from app.schemas import IdeaFeed, IdeaRead
+from tests.utils.db import migrate
 from tests.utils.idea import SUBREDDITS, IdeaStub, Reply, post
 from tests.utils.recipe import create_random_recipe
 from tests.utils.user import create_random_user
-from tests.utils.utils import auth_headers
+from tests.utils.utils import auth_headers, override_sessions
 
 IDEAS = "/api/v1/recipes/ideas"
 IMPORT = f"{IDEAS}/import"
@@ -183,6 +185,13 @@ async def test_read_ideas_twenty_concurrent_calls_fetch_each_subreddit_once(
         app.dependency_overrides[get_ideas_client] = lambda: ideas
         # The test's one database session cannot serve 20 requests at once; auth has its own tests.
         app.dependency_overrides[get_current_user] = lambda: normal_user
+
+        async def idle_session() -> AsyncIterator[AsyncSession]:
+            # One session per request, which runs no SQL here (auth is overridden above).
+            async with AsyncSession() as session:
+                yield session
+
+        app.dependency_overrides[get_db] = idle_session
         idea_stub.hold()
         calls = [asyncio.create_task(client.get(IDEAS)) for _ in range(20)]
         assert await asyncio.to_thread(idea_stub.wait_in_flight, len(SUBREDDITS))
@@ -322,3 +331,64 @@ async def test_ideas_are_in_the_openapi_document(client: httpx2.AsyncClient) -> 
     import_codes = {"201", "401", "403", "404", "409", "413", "422", "429", "502", "503"}
     assert set(paths[IMPORT]["post"]["responses"]) == import_codes
     assert paths[IDEAS]["get"]["tags"] == ["ideas"]
+
+
+# One pooled connection, waited for at most this long: a route that kept it through the fetch
+# would make the bystander below answer 503 (and on SQLite, wait for the write lock) instead.
+POOL_TIMEOUT_SECONDS = 1.0
+HANGING_BUDGET_SECONDS = 4.0
+
+
+async def _bystander_during_a_hanging_fetch(
+    url: str, stub: IdeaStub, method: str, path: str
+) -> tuple[int, int, float]:
+    engine = create_async_engine(
+        url, pool_size=1, max_overflow=0, pool_timeout=POOL_TIMEOUT_SECONDS
+    )
+    sessions = make_sessionmaker(engine)
+
+    async with sessions() as db:
+        user_id = (await create_random_user(db)).id
+        await db.commit()
+    headers = auth_headers(user_id)
+    override_sessions(app, sessions)
+    config = stub.settings(IDEAS_TIMEOUT_SECONDS=HANGING_BUDGET_SECONDS)
+    try:
+        async with open_ideas_client(config) as ideas:
+            app.dependency_overrides[get_ideas_client] = lambda: ideas
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(
+                transport=transport, base_url="http://test", timeout=30
+            ) as http:
+                body = {"url": IDEA_URL} if method == "POST" else None
+                waiting = asyncio.create_task(
+                    http.request(method, path, json=body, headers=headers)
+                )
+                assert await asyncio.to_thread(stub.wait_in_flight, len(SUBREDDITS))
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                recipe = {"label": "Bystander", "source": "Me", "url": "https://example.com/b"}
+                bystander = await http.post("/api/v1/recipes", json=recipe, headers=headers)
+                took = loop.time() - started
+                answer = await waiting
+    finally:
+        for dependency in (get_db, get_read_db, get_ideas_client):
+            app.dependency_overrides.pop(dependency, None)
+        await engine.dispose()
+    return answer.status_code, bystander.status_code, took
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", IDEAS), ("POST", IMPORT)])
+def test_ideas_routes_hold_no_database_connection_while_the_upstream_hangs(
+    fresh_database_url: str, idea_stub: IdeaStub, method: str, path: str
+) -> None:
+    for name in SUBREDDITS:
+        idea_stub.script(name, *[Reply(hang=True)] * 3)
+    migrate(fresh_database_url)
+    answer, bystander, took = asyncio.run(
+        _bystander_during_a_hanging_fetch(fresh_database_url, idea_stub, method, path)
+    )
+    assert answer == 502
+    assert bystander == 201
+    # Not held up by the upstream's budget (a 503 above would mean it waited out the pool).
+    assert took < HANGING_BUDGET_SECONDS

@@ -9,6 +9,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from app import crud
 from app.api.deps import (
     AuthRateLimit,
+    ClientWatch,
     CurrentUser,
     LoginThrottleDep,
     SessionDep,
@@ -43,7 +44,7 @@ from app.services.errors import (
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[ClientWatch])
 
 RECOVERY_MESSAGE = "If an active account uses this email, a reset token is on its way."
 

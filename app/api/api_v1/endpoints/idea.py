@@ -9,6 +9,7 @@ from app.api.deps import CurrentUser, IdeasClientDep, RecipeWriter, SessionDep
 from app.api.responses import errors
 from app.clients.ideas import IdeasError
 from app.core.config import settings
+from app.db.session import commit_early
 from app.models import Recipe
 from app.schemas import IdeaFeed, IdeaImport, RecipeCreate, RecipeRead
 
@@ -20,6 +21,7 @@ UNAVAILABLE = "Recipe ideas are unavailable: no source answered; retry later"
 
 @router.get("", responses=errors(401, 502))
 async def read_ideas(
+    db: SessionDep,
     _: CurrentUser,
     ideas: IdeasClientDep,
     limit: Annotated[
@@ -27,6 +29,8 @@ async def read_ideas(
     ] = 5,
 ) -> IdeaFeed:
     """Top recipe ideas per source, fetched concurrently; sources that fail are in `errors`."""
+    # The caller's row is loaded; the upstream may take its whole budget: hold no connection.
+    await commit_early(db)
     feed = await ideas.get_ideas(limit)
     if not feed.ideas:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=UNAVAILABLE)
@@ -48,6 +52,9 @@ async def import_idea(
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail="You already have a recipe with this url"
         )
+    # A write request's transaction holds SQLite's write lock (and on PostgreSQL a pooled
+    # connection) from its first query; none is held across the upstream's budget.
+    await commit_early(db)
     try:
         found = await ideas.find(url)
     except IdeasError as exc:
