@@ -33,11 +33,13 @@ from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 
 from app.core import redis as redis_module  # noqa: E402
+from app.core.config import settings  # noqa: E402
 from app.core.security import SCOPES  # noqa: E402
 from app.db.session import make_engine  # noqa: E402
 from app.main import app  # noqa: E402
 from app.models import User  # noqa: E402
 from tests.utils.idea import IdeaStub  # noqa: E402
+from tests.utils.smtp import SMTPServer, smtp_server  # noqa: E402
 from tests.utils.user import create_random_user  # noqa: E402
 from tests.utils.utils import auth_headers, serve_session  # noqa: E402
 
@@ -150,3 +152,13 @@ def idea_stub() -> Iterator[IdeaStub]:
     """A real HTTP stand-in for the recipe ideas upstream on 127.0.0.1, on a free port."""
     with IdeaStub() as stub:
         yield stub
+
+
+@pytest.fixture
+async def smtp(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SMTPServer]:
+    """A real SMTP server on loopback, and the app's settings pointed at it."""
+    async with smtp_server() as server:
+        monkeypatch.setattr(settings, "SMTP_HOST", "127.0.0.1")
+        monkeypatch.setattr(settings, "SMTP_PORT", server.port)
+        monkeypatch.setattr(settings, "SMTP_TLS", False)
+        yield server

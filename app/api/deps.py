@@ -103,7 +103,8 @@ async def get_current_user(
     if not claims.subject.isdigit() or not 1 <= int(claims.subject) <= MAX_ID:
         raise _unauthorized("Could not validate credentials")
     user = await crud.user.get(db, int(claims.subject))
-    if user is None or not user.is_active:
+    # A raised token_version (logout-all, password change or reset) ends older access tokens.
+    if user is None or not user.is_active or claims.version != user.token_version:
         raise _unauthorized("Could not validate credentials")
     granted = claims.scopes & entitled_scopes(is_superuser=user.is_superuser)
     if not set(security_scopes.scopes) <= granted:

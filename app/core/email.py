@@ -58,3 +58,13 @@ def password_reset_text(*, token: str, expire_minutes: int, config: Settings = s
         f"Send it with a new password to POST {config.API_V1_STR}/auth/password-reset.\n"
         "If you did not ask for this, ignore this email; your password stays as it is.\n"
     )
+
+
+def email_changed_text(*, config: Settings = settings) -> str:
+    """Sent to the old address: if the owner did not make the change, the account was taken."""
+    return (
+        f"The email address of your {config.PROJECT_NAME} account was just changed, and this "
+        "address no longer signs in to it.\n\n"
+        "If you did not make this change, someone else controls your account: contact the "
+        "service's administrators.\n"
+    )

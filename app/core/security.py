@@ -141,6 +141,8 @@ class InvalidTokenError(Exception):
 class AccessClaims:
     subject: str
     scopes: frozenset[str]
+    # The user's token_version when the token was issued; a raised version ends the token.
+    version: int = 0
 
 
 def entitled_scopes(*, is_superuser: bool) -> frozenset[str]:
@@ -194,6 +196,7 @@ def create_access_token(
     subject: str | int,
     expires_delta: timedelta | None = None,
     scopes: Iterable[str] = (),
+    version: int = 0,
 ) -> str:
     now = datetime.now(UTC)
     delta = expires_delta or timedelta(minutes=settings.ACCESS_TOKEN_EXPIRE_MINUTES)
@@ -205,6 +208,7 @@ def create_access_token(
         "exp": now + delta,
         "type": ACCESS_TOKEN_TYPE,
         "scope": scope_string(scopes),
+        "ver": version,
     }
     return jwt.encode(payload, settings.secret_key, algorithm=ALGORITHM)
 
@@ -234,7 +238,10 @@ def decode_access_token(token: str) -> AccessClaims:
     scope = payload.get("scope", "")
     if not isinstance(scope, str):
         raise InvalidTokenError("scope must be a string")
-    return AccessClaims(subject=subject, scopes=frozenset(scope.split()))
+    version = payload.get("ver", 0)
+    if type(version) is not int:
+        raise InvalidTokenError("ver must be an integer")
+    return AccessClaims(subject=subject, scopes=frozenset(scope.split()), version=version)
 
 
 def new_opaque_token() -> str:

@@ -138,6 +138,15 @@ class PasswordResetTokenRepository(Repository[PasswordResetToken]):
         db_obj.used_at = now
         return True
 
+    async def revoke_all_for_user(self, db: AsyncSession, *, user_id: int) -> None:
+        """Spend every unused reset token of the user: a password or email change ends them."""
+        await db.execute(
+            update(PasswordResetToken)
+            .where(PasswordResetToken.user_id == user_id, PasswordResetToken.used_at.is_(None))
+            .values(used_at=_now())
+            .execution_options(synchronize_session="fetch")
+        )
+
     async def purge(self, db: AsyncSession, *, user_id: int) -> None:
         """Drop the user's used and expired reset tokens: none of them can work again."""
         await db.execute(

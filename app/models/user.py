@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, String, false, true
+from sqlalchemy import Boolean, Integer, String, false, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base_class import Base, TimestampMixin
@@ -22,6 +22,9 @@ class User(TimestampMixin, Base):
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Carried in access tokens; raised to end every access token already issued (logout-all,
+    # a password change or reset).
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     # lazy="raise": under async a lazy load would do hidden I/O, so every load is explicit.
     recipes: Mapped[list["Recipe"]] = relationship(

@@ -12,6 +12,7 @@ from app.schemas.recipe import (
 )
 from app.schemas.token import Message, PasswordRecovery, PasswordReset, Token, TokenRefresh
 from app.schemas.user import (
+    AccountDeletion,
     PasswordChange,
     UserCreate,
     UserPage,
@@ -22,6 +23,7 @@ from app.schemas.user import (
 )
 
 __all__ = [
+    "AccountDeletion",
     "ErrorDetail",
     "IdeaFeed",
     "IdeaImport",

@@ -8,9 +8,10 @@ from app.schemas.common import WriteModel
 from app.schemas.user import Email, Password
 
 # Opaque tokens are 43 URL-safe characters; anything else is simply unknown (400/401), not 422.
+# The bound leaves room for an access token sent in the wrong field, which is then a 401 too.
 OpaqueToken = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=256),
+    StringConstraints(min_length=1, max_length=512),
     Field(examples=["3q2-7wF1cC0m4nD3dN8T5xW9vZ6yU1iO0pA7sK4lJ2h"]),
 ]
 

@@ -117,3 +117,9 @@ class UserUpdate(PartialUpdate):
 class PasswordChange(WriteModel):
     current_password: CurrentPassword
     new_password: Password
+
+
+class AccountDeletion(WriteModel):
+    """Deleting your account asks for your password again: an access token alone is not enough."""
+
+    current_password: CurrentPassword

@@ -30,6 +30,8 @@ class Grant:
     user_id: int
     scope: str
     refresh_token: str
+    # The user's token_version, carried in the access token made from this grant.
+    token_version: int
 
 
 async def login(
@@ -50,7 +52,7 @@ async def login(
     await crud.refresh_token.purge(db, user_id=user.id)
     await crud.password_reset_token.purge(db, user_id=user.id)
     raw, _ = await crud.refresh_token.create_for_user(db, user_id=user.id, scope=scope)
-    return Grant(user.id, scope, raw)
+    return Grant(user.id, scope, raw, user.token_version)
 
 
 async def _revoke_reused(db: AsyncSession, family_id: str) -> InvalidRefreshToken:
@@ -72,7 +74,10 @@ async def refresh(db: AsyncSession, *, token: str) -> Grant:
         raise await _revoke_reused(db, family_id)
     if row.revoked_at is not None or row.expires_at <= datetime.now(UTC):
         raise InvalidRefreshToken
-    user = await crud.user.get(db, user_id)
+    # Locked until the commit: a revocation of this user's tokens (logout, logout-all, a
+    # password change) either ends before this rotation, whose claim then fails, or waits for
+    # it and revokes the successor too.
+    user = await crud.user.lock(db, user_id)
     if user is None or not user.is_active:
         raise InvalidRefreshToken
     # The scopes of the login, less any the user has lost since.
@@ -82,14 +87,21 @@ async def refresh(db: AsyncSession, *, token: str) -> Grant:
         # Another request consumed it first: the same reuse, seen a moment earlier.
         logger.warning("refresh token raced: revoking family %s of user %d", family_id, user_id)
         raise await _revoke_reused(db, family_id)
-    return Grant(user_id, scope, raw)
+    return Grant(user_id, scope, raw, user.token_version)
 
 
 async def logout(db: AsyncSession, *, token: str) -> None:
     """End the login this refresh token belongs to; an unknown token is ignored."""
     row = await crud.refresh_token.get_by_token(db, token=token)
     if row is not None:
+        # Under the lock refresh takes, so a rotation racing this cannot leave a live successor.
+        await crud.user.lock(db, row.user_id)
         await crud.refresh_token.revoke_family(db, family_id=row.family_id)
+
+
+async def logout_all(db: AsyncSession, user: User) -> None:
+    """End every login of the user, access tokens included."""
+    await users.end_sessions(db, await users.lock(db, user))
 
 
 async def reset_password(db: AsyncSession, *, token: str, new_password: str) -> User:
@@ -107,10 +119,11 @@ async def reset_password(db: AsyncSession, *, token: str, new_password: str) -> 
     # Conditional, so two requests racing with one token cannot both win.
     if not await crud.password_reset_token.claim(db, db_obj=row):
         raise InvalidResetToken
-    if await crud.user.update(db, user, {"hashed_password": hashed}) is None:
+    locked = await crud.user.lock(db, user.id)
+    if locked is None or await crud.user.update(db, locked, {"hashed_password": hashed}) is None:
         raise InvalidResetToken  # the account was deleted meanwhile
-    await crud.refresh_token.revoke_all_for_user(db, user_id=user.id)
-    return user
+    await users.end_sessions(db, locked)
+    return locked
 
 
 async def issue_reset_token(db: AsyncSession, *, email: str) -> tuple[str, str] | None:

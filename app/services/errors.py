@@ -89,3 +89,7 @@ class SelfDemotion(Conflict):
 
 class SelfDeletion(Conflict):
     message = "A superuser cannot delete their own account"
+
+
+class LastSuperuser(Conflict):
+    message = "The last active superuser cannot be demoted, deactivated or deleted"

@@ -19,6 +19,7 @@ from app.services.errors import (
     CurrentPasswordRequired,
     EmailTaken,
     IncorrectPassword,
+    LastSuperuser,
     SelfDeletion,
     SelfDemotion,
     UserNotFound,
@@ -79,23 +80,47 @@ async def check_password(db: AsyncSession, user: User, password: str, throttle: 
     await throttle.succeeded(user.email)
 
 
+async def end_sessions(db: AsyncSession, user: User) -> None:
+    """End every login of the user: refresh tokens revoked, access tokens outdated by a new
+    token_version. Call with the user's row locked (crud.user.lock), so a refresh racing this
+    either finishes first, and its new token is revoked here, or waits and finds it revoked."""
+    await crud.refresh_token.revoke_all_for_user(db, user_id=user.id)
+    await _save(db, user, {"token_version": user.token_version + 1})
+
+
+async def lock(db: AsyncSession, user: User) -> User:
+    """The user's row locked for the rest of the transaction, read again; 404 if deleted."""
+    locked = await crud.user.lock(db, user.id)
+    if locked is None:
+        raise UserNotFound
+    return locked
+
+
 async def update(db: AsyncSession, user: User, data: Mapping[str, Any]) -> User:
     """Apply the fields given, hashing a new `password`. A new password or a deactivation ends
-    every session of the user, in the same transaction as the change."""
+    every session of the user, and a new password or email every unused reset token, in the
+    same transaction as the change."""
     fields = dict(data)
     email = fields.get("email")
-    taken = (
-        email is not None and email != user.email and await crud.user.get_by_email(db, email=email)
-    )
-    if taken:
+    new_email = email is not None and email != user.email
+    if email is not None and new_email and await crud.user.get_by_email(db, email=email):
         raise EmailTaken
     password = fields.pop("password", None)
     if password is not None:
         await commit_early(db)
         fields["hashed_password"] = await get_password_hash(password)
+    ends_sessions = password is not None or fields.get("is_active") is False
+    # After the hashing: a lock taken before commit_early would be released by it.
+    demoted = fields.get("is_superuser") is False or fields.get("is_active") is False
+    if user.is_superuser and demoted:
+        await _keep_an_admin(db, user)
+    if ends_sessions or new_email:
+        user = await lock(db, user)
     updated = await _save(db, user, fields)
-    if password is not None or fields.get("is_active") is False:
-        await crud.refresh_token.revoke_all_for_user(db, user_id=user.id)
+    if ends_sessions:
+        await end_sessions(db, updated)
+    if password is not None or new_email:
+        await crud.password_reset_token.revoke_all_for_user(db, user_id=user.id)
     return updated
 
 
@@ -129,17 +154,36 @@ async def change_password(
 
 
 async def administer(db: AsyncSession, admin: User, user: User, data: Mapping[str, Any]) -> User:
-    """A superuser's change to a user. Never to themselves a demotion or deactivation, so
-    there is always an admin left."""
+    """A superuser's change to a user. Never to themselves a demotion or deactivation, nor to
+    the last active superuser, so there is always an admin left."""
     demoted = data.get("is_superuser") is False or data.get("is_active") is False
     if user.id == admin.id and demoted:
         raise SelfDemotion
     return await update(db, user, data)
 
 
+async def _keep_an_admin(db: AsyncSession, user: User) -> None:
+    """409 unless another active superuser remains once this one goes. The superuser rows stay
+    locked until the transaction ends, so two admins removing each other at once are
+    serialized and the second sees the first's change."""
+    admins = await crud.user.lock_active_superusers(db)
+    if not any(admin.id != user.id for admin in admins):
+        raise LastSuperuser
+
+
 async def remove(db: AsyncSession, actor: User, user: User) -> None:
-    """Delete an account with its recipes and sessions; a superuser cannot delete their own."""
+    """Delete an account with its recipes and sessions; a superuser cannot delete their own,
+    nor the last active superuser."""
     if user.id == actor.id and user.is_superuser:
         raise SelfDeletion
+    if user.is_superuser:
+        await _keep_an_admin(db, user)
     if not await crud.user.remove(db, user):
         raise UserNotFound
+
+
+async def remove_me(db: AsyncSession, user: User, *, password: str, throttle: Throttle) -> None:
+    """Delete your own account; your current password is asked again, so a stolen access token
+    alone cannot."""
+    await check_password(db, user, password, throttle)
+    await remove(db, user, user)

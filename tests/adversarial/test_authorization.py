@@ -176,7 +176,12 @@ MATRIX: tuple[Row, ...] = (
     Row("GET", f"{API}/users/me", logged_in(200), at(f"{API}/users/me")),
     Row("PATCH", f"{API}/users/me", logged_in(200), at(f"{API}/users/me", json={"surname": "Z"})),
     # Superusers cannot delete themselves (409), so an admin always remains.
-    Row("DELETE", f"{API}/users/me", (401, 204, 204, 409, 204, 409), at(f"{API}/users/me")),
+    Row(
+        "DELETE",
+        f"{API}/users/me",
+        (401, 204, 204, 409, 204, 409),
+        at(f"{API}/users/me", json={"current_password": DEFAULT_PASSWORD}),
+    ),
     Row("GET", f"{API}/users/me/recipes", logged_in(200), at(f"{API}/users/me/recipes")),
     Row("GET", f"{API}/recipes/ideas", logged_in(200), at(f"{API}/recipes/ideas")),
     # Recipes: public reads; writes need recipes:write and, on an existing one, ownership.

@@ -155,6 +155,10 @@ async def test_read_me_with_token_signed_by_another_key_is_401(
         pytest.param({"type": "refresh"}, id="type-refresh"),
         pytest.param({"type": None}, id="no-type"),
         pytest.param({"scope": ["users:admin"]}, id="scope-list"),
+        pytest.param({"ver": "0"}, id="ver-text"),
+        pytest.param({"ver": True}, id="ver-bool"),
+        pytest.param({"ver": 1}, id="ver-ahead"),
+        pytest.param({"ver": -1}, id="ver-behind"),
     ],
 )
 async def test_read_me_with_bad_claims_is_401(

@@ -3,7 +3,7 @@
 import asyncio
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -23,7 +23,7 @@ from app.core.security import create_access_token
 from app.main import app
 from app.models import User
 from tests.utils.rate_limit import FakeClock
-from tests.utils.smtp import SMTPServer, smtp_server
+from tests.utils.smtp import SMTPServer
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
 from tests.utils.utils import auth_headers, free_port, random_email
 
@@ -359,7 +359,7 @@ async def test_refresh_race_lost_counts_as_reuse(
     assert again.status_code == 401
 
 
-@pytest.mark.parametrize("refresh_token", ["not-a-token", "x" * 256, "é\x00"])
+@pytest.mark.parametrize("refresh_token", ["not-a-token", "x" * 512, "é\x00"])
 async def test_refresh_unknown_token_is_401(client: httpx2.AsyncClient, refresh_token: str) -> None:
     response = await client.post(REFRESH, json={"refresh_token": refresh_token})
     assert response.status_code == 401
@@ -384,7 +384,7 @@ async def test_token_routes_refuse_undecodable_tokens_with_422(
 
 
 @pytest.mark.parametrize(
-    "body", [{}, {"refresh_token": ""}, {"refresh_token": "x" * 257}, {"refresh_token": 5}]
+    "body", [{}, {"refresh_token": ""}, {"refresh_token": "x" * 513}, {"refresh_token": 5}]
 )
 async def test_refresh_malformed_body_is_422(
     client: httpx2.AsyncClient, body: dict[str, object]
@@ -463,6 +463,24 @@ async def test_logout_all_ends_every_login(client: httpx2.AsyncClient, normal_us
     for session in sessions:
         refreshed = await client.post(REFRESH, json={"refresh_token": session["refresh_token"]})
         assert refreshed.status_code == 401
+        # Access tokens too (issue 15 #13): a stolen one must not outlive the logout.
+        assert (await client.get(ME, headers=bearer(session["access_token"]))).status_code == 401
+    fresh = await login(client, normal_user.email)
+    assert (await client.get(ME, headers=bearer(fresh["access_token"]))).status_code == 200
+
+
+async def test_refreshed_access_token_carries_the_token_version(
+    client: httpx2.AsyncClient, normal_user: User
+) -> None:
+    first = await login(client, normal_user.email)
+    await client.post(LOGOUT_ALL, headers=bearer(first["access_token"]))
+    second = await login(client, normal_user.email)
+    refreshed = await client.post(REFRESH, json={"refresh_token": second["refresh_token"]})
+    access = refreshed.json()["access_token"]
+    assert (await client.get(ME, headers=bearer(access))).status_code == 200
+    # An access token naming an older version, however well signed, is refused.
+    old = create_access_token(normal_user.id, scopes=["recipes:write"], version=0)
+    assert (await client.get(ME, headers=bearer(old))).status_code == 401
 
 
 async def test_logout_all_anonymous_is_401(client: httpx2.AsyncClient) -> None:
@@ -488,6 +506,7 @@ async def test_change_password_swaps_it_and_ends_sessions(
     await login(client, user.email, "a-brand-new-password")
     refreshed = await client.post(REFRESH, json={"refresh_token": body["refresh_token"]})
     assert refreshed.status_code == 401
+    assert (await client.get(ME, headers=bearer(body["access_token"]))).status_code == 401
 
 
 async def test_change_password_wrong_current_is_400(
@@ -529,16 +548,6 @@ async def test_change_password_anonymous_is_401(client: httpx2.AsyncClient) -> N
 # --- Password recovery and reset ----------------------------------------------------------------
 
 
-@pytest.fixture
-async def smtp(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SMTPServer]:
-    """A real SMTP server on loopback, and the app's settings pointed at it."""
-    async with smtp_server() as server:
-        monkeypatch.setattr(settings, "SMTP_HOST", "127.0.0.1")
-        monkeypatch.setattr(settings, "SMTP_PORT", server.port)
-        monkeypatch.setattr(settings, "SMTP_TLS", False)
-        yield server
-
-
 def reset_token_in(message: EmailMessage) -> str:
     match = re.search(r"^ {4}(\S+)\s*$", message.get_content(), re.MULTILINE)
     assert match is not None, message.get_content()
@@ -562,14 +571,33 @@ async def test_password_recovery_emails_a_token_that_resets_once(
     await login(client, user.email, "reset-password-1")
     old = await client.post(LOGIN, data={"username": user.email, "password": DEFAULT_PASSWORD})
     assert old.status_code == 401
-    # Sessions from before the reset are over.
+    # Sessions from before the reset are over, access tokens included.
     refreshed = await client.post(REFRESH, json={"refresh_token": session["refresh_token"]})
     assert refreshed.status_code == 401
+    assert (await client.get(ME, headers=bearer(session["access_token"]))).status_code == 401
 
     again = await client.post(RESET, json={"token": token, "new_password": "reset-password-2"})
     assert again.status_code == 400
     assert again.json() == {"detail": "Invalid or expired password reset token"}
     await login(client, user.email, "reset-password-1")
+
+
+async def test_password_change_ends_unused_reset_tokens(
+    client: httpx2.AsyncClient, db: AsyncSession, smtp: SMTPServer
+) -> None:
+    user = await create_random_user(db)
+    await client.post(RECOVERY, json={"email": user.email})
+    token = reset_token_in(smtp.messages[0])
+    session = await login(client, user.email)
+    changed = await client.post(
+        PASSWORD,
+        json={"current_password": DEFAULT_PASSWORD, "new_password": "a-brand-new-password"},
+        headers=bearer(session["access_token"]),
+    )
+    assert changed.status_code == 204
+    reset = await client.post(RESET, json={"token": token, "new_password": "reset-password-1"})
+    assert reset.status_code == 400
+    await login(client, user.email, "a-brand-new-password")
 
 
 async def test_password_recovery_answers_alike_for_unknown_and_inactive(

@@ -1,5 +1,6 @@
 """User endpoints: your own account and recipes, administration, scopes on every route."""
 
+import re
 from typing import Any
 
 import httpx2
@@ -14,6 +15,7 @@ from app.db.session import Reader
 from app.main import app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
+from tests.utils.smtp import SMTPServer
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
 from tests.utils.utils import auth_headers, random_email, random_lower_string
 
@@ -225,7 +227,9 @@ async def test_delete_me_removes_user_recipes_and_sessions(
     )
     tokens = login.json()
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
-    response = await client.delete(ME, headers=headers)
+    response = await client.request(
+        "DELETE", ME, json={"current_password": DEFAULT_PASSWORD}, headers=headers
+    )
     assert response.status_code == 204
     db.expunge_all()
     assert await crud.user.get(db, user.id) is None
@@ -237,9 +241,86 @@ async def test_delete_me_removes_user_recipes_and_sessions(
 async def test_delete_me_as_superuser_is_409(
     client: httpx2.AsyncClient, superuser_token_headers: dict[str, str]
 ) -> None:
-    response = await client.delete(ME, headers=superuser_token_headers)
+    body = {"current_password": DEFAULT_PASSWORD}
+    response = await client.request("DELETE", ME, json=body, headers=superuser_token_headers)
     assert response.status_code == 409
     assert (await client.get(ME, headers=superuser_token_headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (None, 422),
+        ({}, 422),
+        ({"current_password": ""}, 422),
+        ({"current_password": "not-my-password"}, 400),
+    ],
+)
+async def test_delete_me_needs_the_current_password(
+    client: httpx2.AsyncClient,
+    db: AsyncSession,
+    normal_user: User,
+    normal_user_token_headers: dict[str, str],
+    body: dict[str, str] | None,
+    status: int,
+) -> None:
+    # A stolen access token alone cannot delete the account (issue 15 #13).
+    response = await client.request("DELETE", ME, json=body, headers=normal_user_token_headers)
+    assert response.status_code == status
+    assert "not-my-password" not in response.text
+    db.expunge_all()
+    assert await crud.user.get(db, normal_user.id) is not None
+
+
+async def test_email_change_ends_reset_tokens_and_tells_the_old_address(
+    client: httpx2.AsyncClient, db: AsyncSession, smtp: SMTPServer
+) -> None:
+    user = await create_random_user(db)
+    old_email = user.email
+    await client.post("/api/v1/auth/password-recovery", json={"email": old_email})
+    [reset_mail] = smtp.messages
+    token = re.search(r"^ {4}(\S+)\s*$", reset_mail.get_content(), re.MULTILINE)
+    assert token is not None
+    new_email = random_email()
+    response = await client.patch(
+        ME,
+        json={"email": new_email, "current_password": DEFAULT_PASSWORD},
+        headers=auth_headers(user.id),
+    )
+    assert response.status_code == 200
+    # The token mailed to the old address no longer works (issue 15 #5).
+    reset = await client.post(
+        "/api/v1/auth/password-reset", json={"token": token[1], "new_password": "taken-over-pw"}
+    )
+    assert reset.status_code == 400
+    [_, notice] = smtp.messages
+    assert notice["To"] == old_email
+    assert "email address was changed" in notice["Subject"]
+    assert new_email not in notice.get_content()
+
+
+async def test_admin_email_change_tells_the_old_address(
+    client: httpx2.AsyncClient,
+    db: AsyncSession,
+    superuser_token_headers: dict[str, str],
+    smtp: SMTPServer,
+) -> None:
+    user = await create_random_user(db)
+    old_email = user.email
+    response = await client.patch(
+        f"{USERS}/{user.id}", json={"email": random_email()}, headers=superuser_token_headers
+    )
+    assert response.status_code == 200
+    [notice] = smtp.messages
+    assert notice["To"] == old_email
+    # Same address again: no change, no mail.
+    same = await client.patch(
+        f"{USERS}/{user.id}",
+        json={"email": response.json()["email"]},
+        headers=superuser_token_headers,
+    )
+    assert same.status_code == 200
+    assert len(smtp.messages) == 1
 
 
 # --- Administration -----------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app import crud
 from app.api.deps import (
     AuthRateLimit,
     ClientWatch,
@@ -51,7 +50,9 @@ RECOVERY_MESSAGE = "If an active account uses this email, a reset token is on it
 
 def _token(grant: auth.Grant) -> Token:
     return Token(
-        access_token=create_access_token(grant.user_id, scopes=grant.scope.split()),
+        access_token=create_access_token(
+            grant.user_id, scopes=grant.scope.split(), version=grant.token_version
+        ),
         expires_in=settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60,
         refresh_token=grant.refresh_token,
         scope=grant.scope,
@@ -106,8 +107,8 @@ async def logout(db: SessionDep, body: TokenRefresh) -> None:
 
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
 async def logout_all(db: SessionDep, user: CurrentUser) -> None:
-    """End every login of the caller; access tokens already issued run out on their own."""
-    await crud.refresh_token.revoke_all_for_user(db, user_id=user.id)
+    """End every login of the caller: refresh tokens and access tokens alike."""
+    await auth.logout_all(db, user)
 
 
 @router.post(
@@ -118,7 +119,7 @@ async def logout_all(db: SessionDep, user: CurrentUser) -> None:
 async def change_password(
     db: SessionDep, user: CurrentUser, body: PasswordChange, throttle: LoginThrottleDep
 ) -> None:
-    """Change your password. Every refresh token of yours stops working."""
+    """Change your password. Every token of yours stops working, and any unused reset token."""
     await users.change_password(
         db, user, current=body.current_password, new=body.new_password, throttle=throttle
     )
@@ -167,8 +168,8 @@ async def recover_password(
     dependencies=[AuthRateLimit],
 )
 async def reset_password(db: SessionDep, body: PasswordReset, throttle: LoginThrottleDep) -> None:
-    """Set a new password with an emailed token. The token works once; every refresh token of
-    the account stops working."""
+    """Set a new password with an emailed token. The token works once; every token of the
+    account stops working."""
     user = await auth.reset_password(db, token=body.token, new_password=body.new_password)
     await throttle.succeeded(user.email)
 

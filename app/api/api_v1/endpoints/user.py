@@ -1,8 +1,9 @@
 """Users: your own account and recipes, and user administration for superusers."""
 
+import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, BackgroundTasks, Query, status
 from pydantic import AfterValidator
 
 from app import crud
@@ -15,9 +16,11 @@ from app.api.deps import (
     SessionDep,
 )
 from app.api.responses import errors
+from app.core.config import settings
+from app.core.email import email_changed_text, send_email
 from app.crud.pagination import Page
 from app.models import Recipe, User
-from app.schemas import RecipePage, UserCreate, UserPage, UserRead, UserUpdate
+from app.schemas import AccountDeletion, RecipePage, UserCreate, UserPage, UserRead, UserUpdate
 from app.schemas.common import storable
 from app.schemas.user import UserUpdateMe
 from app.services import user as users
@@ -25,12 +28,33 @@ from app.services.errors import (
     CurrentPasswordRequired,
     EmailTaken,
     IncorrectPassword,
+    LastSuperuser,
     SelfDeletion,
     SelfDemotion,
     UserNotFound,
 )
 
+logger = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/users", tags=["users"])
+
+
+async def _send_email_changed(address: str) -> None:
+    """After the response: tell the old address that the account moved away from it."""
+    try:
+        await send_email(
+            to=address,
+            subject=f"{settings.PROJECT_NAME}: your email address was changed",
+            text=email_changed_text(),
+        )
+    except Exception as exc:
+        # The response has gone; the log is the only place left to report to.
+        logger.error("email change notice failed: %s", type(exc).__name__)
+
+
+def _notify_email_change(background: BackgroundTasks, old: str, user: User) -> None:
+    if user.email != old:
+        background.add_task(_send_email_changed, old)
 
 
 # The /me routes come before /{user_id}, which would otherwise claim the path "me".
@@ -47,19 +71,32 @@ async def read_me(user: CurrentUser) -> UserRead:
     ),
 )
 async def update_me(
-    db: SessionDep, user: CurrentUser, user_in: UserUpdateMe, throttle: LoginThrottleDep
+    db: SessionDep,
+    user: CurrentUser,
+    user_in: UserUpdateMe,
+    throttle: LoginThrottleDep,
+    background: BackgroundTasks,
 ) -> UserRead:
-    """Change your name or email; a new email needs `current_password`."""
+    """Change your name or email; a new email needs `current_password`, and the old address
+    is told of the change."""
     data = user_in.model_dump(exclude_unset=True)
-    return UserRead.model_validate(await users.update_me(db, user, data, throttle))
+    old_email = user.email
+    updated = await users.update_me(db, user, data, throttle)
+    _notify_email_change(background, old_email, updated)
+    return UserRead.model_validate(updated)
 
 
 @router.delete(
-    "/me", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, UserNotFound, SelfDeletion)
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(IncorrectPassword, 401, UserNotFound, SelfDeletion, 429),
 )
-async def delete_me(db: SessionDep, user: CurrentUser) -> None:
-    """Delete your account, with your recipes and sessions. Superusers cannot."""
-    await users.remove(db, user, user)
+async def delete_me(
+    db: SessionDep, user: CurrentUser, body: AccountDeletion, throttle: LoginThrottleDep
+) -> None:
+    """Delete your account, with your recipes and sessions; needs `current_password`.
+    Superusers cannot."""
+    await users.remove_me(db, user, password=body.current_password, throttle=throttle)
 
 
 @router.get("/me/recipes", responses=errors(401), response_model=RecipePage)
@@ -99,21 +136,29 @@ async def read_user(user: AdministeredUser) -> UserRead:
 
 @router.patch(
     "/{user_id}",  # noqa: FAST003
-    responses=errors(401, 403, UserNotFound, EmailTaken, SelfDemotion),
+    responses=errors(401, 403, UserNotFound, EmailTaken, SelfDemotion, LastSuperuser),
 )
 async def update_user(
-    db: SessionDep, admin: CurrentSuperuser, user: AdministeredUser, user_in: UserUpdate
+    db: SessionDep,
+    admin: CurrentSuperuser,
+    user: AdministeredUser,
+    user_in: UserUpdate,
+    background: BackgroundTasks,
 ) -> UserRead:
-    """Change a user (superusers only). A new password or a deactivation ends their sessions.
-    You cannot demote or deactivate yourself, so there is always an admin left."""
+    """Change a user (superusers only). A new password or a deactivation ends their sessions; a
+    new email is told to the old address. You cannot demote or deactivate yourself, nor the
+    last active superuser, so there is always an admin left."""
     data = user_in.model_dump(exclude_unset=True)
-    return UserRead.model_validate(await users.administer(db, admin, user, data))
+    old_email = user.email
+    updated = await users.administer(db, admin, user, data)
+    _notify_email_change(background, old_email, updated)
+    return UserRead.model_validate(updated)
 
 
 @router.delete(
     "/{user_id}",  # noqa: FAST003
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=errors(401, 403, UserNotFound, SelfDeletion),
+    responses=errors(401, 403, UserNotFound, SelfDeletion, LastSuperuser),
 )
 async def delete_user(db: SessionDep, admin: CurrentSuperuser, user: AdministeredUser) -> None:
     """Delete a user with their recipes and sessions (superusers only; not yourself)."""
