@@ -2,8 +2,8 @@
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -29,7 +29,7 @@ from app.api.responses import errors
 from app.clients.ideas import open_ideas_client
 from app.core import metrics
 from app.core.cache import NoCache, RedisCache
-from app.core.config import Settings, settings
+from app.core.config import settings
 from app.core.logging import setup_logging
 from app.core.rate_limit import RateLimiter
 from app.core.redis import create_redis
@@ -38,45 +38,44 @@ from app.db.session import engine
 logger = logging.getLogger(__name__)
 
 
-def make_lifespan(config: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = create_redis(config.REDIS_URL) if config.REDIS_URL else None
-        app.state.redis = redis
-        app.state.cache = (
-            RedisCache(redis, config.REDIS_KEY_PREFIX)
-            if redis is not None and config.RECIPE_CACHE_SECONDS > 0
-            else NoCache()
-        )
-        try:
-            async with open_ideas_client(config) as ideas_client:
-                app.state.ideas_client = ideas_client
-                yield
-        finally:
-            # Runs after the server has drained in-flight requests on SIGTERM.
-            await app.state.rate_limiter.aclose()
-            if redis is not None:
-                await redis.aclose()
-            await engine.dispose()
-            metrics.mark_process_dead(os.getpid())
-            logger.info("shutdown complete")
-
-    return lifespan
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings.prepare_files()
+    redis = create_redis(settings.REDIS_URL) if settings.REDIS_URL else None
+    app.state.redis = redis
+    app.state.cache = (
+        RedisCache(redis, settings.REDIS_KEY_PREFIX)
+        if redis is not None and settings.RECIPE_CACHE_SECONDS > 0
+        else NoCache()
+    )
+    try:
+        async with open_ideas_client(settings) as ideas_client:
+            app.state.ideas_client = ideas_client
+            yield
+    finally:
+        # Runs after the server has drained in-flight requests on SIGTERM.
+        await app.state.rate_limiter.aclose()
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+        metrics.mark_process_dead(os.getpid())
+        logger.info("shutdown complete")
 
 
-def create_app(config: Settings = settings) -> FastAPI:
+def create_app() -> FastAPI:
+    """A new app from the current settings (tests change them with the `configure` fixture)."""
     app = DocumentedFastAPI(
-        title=config.PROJECT_NAME,
+        title=settings.PROJECT_NAME,
         version=__version__,
-        description=config.PROJECT_DESCRIPTION,
-        contact=config.contact,
+        description=settings.PROJECT_DESCRIPTION,
+        contact=settings.contact,
         openapi_tags=OPENAPI_TAGS,
         # Swagger UI and ReDoc are served from this app's own assets by install_docs.
-        openapi_url="/openapi.json" if config.DOCS_ENABLED else None,
+        openapi_url="/openapi.json" if settings.DOCS_ENABLED else None,
         docs_url=None,
         redoc_url=None,
         generate_unique_id_function=operation_id,
-        lifespan=make_lifespan(config),
+        lifespan=lifespan,
     )
 
     # Added innermost first; a request passes them in the reverse order:
@@ -84,18 +83,18 @@ def create_app(config: Settings = settings) -> FastAPI:
     # -> BodySizeLimit -> StrictJSON -> routes. The request id and access log thus cover every
     # answer, a foreign Host is refused before any work, and ETags hash the uncompressed body.
     app.add_middleware(StrictJSONMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.MAX_REQUEST_BODY_BYTES)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(
         CacheHeadersMiddleware,
-        api_prefix=config.API_V1_STR,
-        public_prefix=f"{config.API_V1_STR}/recipes",
-        max_age=config.PUBLIC_CACHE_SECONDS,
+        api_prefix=settings.API_V1_STR,
+        public_prefix=f"{settings.API_V1_STR}/recipes",
+        max_age=settings.PUBLIC_CACHE_SECONDS,
     )
-    app.add_middleware(GZipMiddleware, minimum_size=config.GZIP_MIN_BYTES)
-    if config.BACKEND_CORS_ORIGINS:
+    app.add_middleware(GZipMiddleware, minimum_size=settings.GZIP_MIN_BYTES)
+    if settings.BACKEND_CORS_ORIGINS:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=config.BACKEND_CORS_ORIGINS,
+            allow_origins=settings.BACKEND_CORS_ORIGINS,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
@@ -110,29 +109,29 @@ def create_app(config: Settings = settings) -> FastAPI:
             ],
         )
     app.add_middleware(
-        SecurityHeadersMiddleware, hsts=config.ENVIRONMENT in ("staging", "production")
+        SecurityHeadersMiddleware, hsts=settings.ENVIRONMENT in ("staging", "production")
     )
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=config.ALLOWED_HOSTS)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.ALLOWED_HOSTS)
     app.add_middleware(RequestContextMiddleware)
 
     register_exception_handlers(app)
 
     # In Redis when REDIS_URL is set, so every instance draws on one budget per client.
     app.state.rate_limiter = RateLimiter.from_url(
-        config.REDIS_URL, prefix=f"{config.REDIS_KEY_PREFIX}ratelimit:"
+        settings.REDIS_URL, prefix=f"{settings.REDIS_KEY_PREFIX}ratelimit:"
     )
 
     app.include_router(health_router)
-    if config.METRICS_ENABLED:
-        app.state.metrics_allowed_networks = config.METRICS_ALLOWED_NETWORKS
+    if settings.METRICS_ENABLED:
+        app.state.metrics_allowed_networks = settings.METRICS_ALLOWED_NETWORKS
         app.include_router(metrics_router)
     app.include_router(
         api_router,
-        prefix=config.API_V1_STR,
+        prefix=settings.API_V1_STR,
         dependencies=[ApiRateLimit],
         responses=errors(429, 503),
     )
-    install_docs(app, enabled=config.DOCS_ENABLED)
+    install_docs(app, enabled=settings.DOCS_ENABLED)
     app.include_router(pages_router)
     return app
 

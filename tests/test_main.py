@@ -1,19 +1,17 @@
 """The application: the HTML page, host and CORS middleware, error handlers."""
 
-from typing import Any
-
 import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import get_current_user
 from app.clients.ideas import IdeasClient, open_ideas_client
-from app.core.config import Settings
 from app.core.rate_limit import MemoryBackend, RedisBackend
 from app.main import create_app
 from app.models import User
 from tests.utils.idea import IdeaStub
 from tests.utils.recipe import create_random_recipe
+from tests.utils.utils import Configure
 
 
 async def test_index_lists_newest_recipes_escaped(
@@ -34,22 +32,18 @@ async def test_index_lists_newest_recipes_escaped(
     assert "<script" not in page
 
 
-def _settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)
-
-
 async def _request(
-    settings: Settings, method: str, path: str, headers: dict[str, str] | None = None
+    method: str, path: str, headers: dict[str, str] | None = None
 ) -> httpx2.Response:
-    transport = httpx2.ASGITransport(app=create_app(settings))
+    transport = httpx2.ASGITransport(app=create_app())
     async with httpx2.AsyncClient(transport=transport, base_url="http://api.example.com") as c:
         return await c.request(method, path, headers=headers)
 
 
-async def test_trusted_hosts_refuse_other_hosts() -> None:
-    settings = _settings(ALLOWED_HOSTS="api.example.com")
-    assert (await _request(settings, "GET", "/healthz")).status_code == 200
-    other = await _request(settings, "GET", "/healthz", headers={"host": "evil.example.net"})
+async def test_trusted_hosts_refuse_other_hosts(configure: Configure) -> None:
+    configure(ALLOWED_HOSTS="api.example.com")
+    assert (await _request("GET", "/healthz")).status_code == 200
+    other = await _request("GET", "/healthz", headers={"host": "evil.example.net"})
     assert other.status_code == 400
 
 
@@ -57,10 +51,11 @@ async def test_trusted_hosts_refuse_other_hosts() -> None:
     ("origin", "allowed"),
     [("https://app.example.com", True), ("https://evil.example.net", False)],
 )
-async def test_cors_allows_only_configured_origins(origin: str, allowed: bool) -> None:
-    settings = _settings(BACKEND_CORS_ORIGINS="https://app.example.com")
+async def test_cors_allows_only_configured_origins(
+    configure: Configure, origin: str, allowed: bool
+) -> None:
+    configure(BACKEND_CORS_ORIGINS="https://app.example.com")
     response = await _request(
-        settings,
         "OPTIONS",
         "/api/v1/recipes",
         headers={"origin": origin, "access-control-request-method": "POST"},
@@ -87,9 +82,10 @@ async def test_lifespan_opens_the_ideas_client_and_closes_it(idea_stub: IdeaStub
     assert ideas.http.is_closed
 
 
-async def test_rate_limiter_is_in_redis_when_redis_url_is_set() -> None:
-    assert isinstance(create_app(_settings()).state.rate_limiter.backend, MemoryBackend)
-    app = create_app(_settings(REDIS_URL="redis://127.0.0.1:6379/0"))
+async def test_rate_limiter_is_in_redis_when_redis_url_is_set(configure: Configure) -> None:
+    assert isinstance(create_app().state.rate_limiter.backend, MemoryBackend)
+    configure(REDIS_URL="redis://127.0.0.1:6379/0")
+    app = create_app()
     limiter = app.state.rate_limiter
     assert isinstance(limiter.backend, RedisBackend)
     closed: list[bool] = []

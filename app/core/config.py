@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import EmailStr, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from app.core.rate_limit import parse_limit
 
@@ -226,8 +227,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_weak_secrets(self) -> Self:
         if self.ENVIRONMENT == "local":
-            if self.SECRET_KEY is None:
-                self.SECRET_KEY = SecretStr(local_secret())
+            # A missing SECRET_KEY is made at start-up (prepare_files), never at import.
             if is_placeholder(self.FIRST_SUPERUSER_PASSWORD.get_secret_value()):
                 logger.warning("FIRST_SUPERUSER_PASSWORD is a placeholder: fine locally only.")
             return self
@@ -245,9 +245,20 @@ class Settings(BaseSettings):
             raise ValueError(f"ENVIRONMENT={self.ENVIRONMENT}: " + "; ".join(problems))
         return self
 
+    def prepare_files(self) -> None:
+        """Start-up's file work, kept out of import: the SQLite data directory and, locally, the
+        generated secret. Run by the lifespan and by prestart; safe to run again."""
+        url = make_url(self.DATABASE_URL)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if self.ENVIRONMENT == "local" and self.SECRET_KEY is None:
+            self.SECRET_KEY = SecretStr(local_secret())
+
     @property
     def secret_key(self) -> str:
-        assert self.SECRET_KEY is not None  # set by the validator in every environment
+        if self.SECRET_KEY is None:
+            # Only local mode may lack one, until start-up has run prepare_files.
+            raise RuntimeError("SECRET_KEY is unset: run settings.prepare_files() at start-up")
         return self.SECRET_KEY.get_secret_value()
 
     @property

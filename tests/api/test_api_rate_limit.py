@@ -6,22 +6,21 @@ from contextlib import AsyncExitStack
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.config import Settings, settings
 from app.main import create_app
-from tests.utils.utils import open_client
+from tests.utils.utils import Configure, open_client
 
 RECIPES = "/api/v1/recipes"
 
 
 @pytest.fixture
-def three_per_minute(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(settings, "RATE_LIMIT_DEFAULT", "3/minute")
+def three_per_minute(configure: Configure) -> None:
+    configure(RATE_LIMIT_DEFAULT="3/minute")
 
 
 @pytest.mark.usefixtures("three_per_minute")
 async def test_api_limit_trips_with_headers(db: AsyncSession) -> None:
     async with AsyncExitStack() as stack:
-        c = await open_client(stack, create_app(Settings(_env_file=None)), db)
+        c = await open_client(stack, create_app(), db)
         allowed = [await c.get(RECIPES) for _ in range(3)]
         refused = await c.get(RECIPES)
         health = await c.get("/healthz")
@@ -39,21 +38,21 @@ async def test_api_limit_trips_with_headers(db: AsyncSession) -> None:
 
 async def test_api_limit_off_by_setting(db: AsyncSession) -> None:
     async with AsyncExitStack() as stack:
-        c = await open_client(stack, create_app(Settings(_env_file=None)), db)
+        c = await open_client(stack, create_app(), db)
         responses = [await c.get(RECIPES) for _ in range(5)]
     assert {r.status_code for r in responses} == {200}
     assert "ratelimit-limit" not in responses[0].headers
 
 
 @pytest.mark.usefixtures("three_per_minute")
-async def test_two_instances_share_one_budget_in_redis(db: AsyncSession, redis_url: str) -> None:
+async def test_two_instances_share_one_budget_in_redis(
+    db: AsyncSession, redis_url: str, configure: Configure
+) -> None:
     # A prefix of its own on the shared Redis; the counters expire with their window.
-    config = Settings(
-        _env_file=None, REDIS_URL=redis_url, REDIS_KEY_PREFIX=f"test-{secrets.token_hex(6)}:"
-    )
+    configure(REDIS_URL=redis_url, REDIS_KEY_PREFIX=f"test-{secrets.token_hex(6)}:")
     async with AsyncExitStack() as stack:
-        first = await open_client(stack, create_app(config), db)
-        second = await open_client(stack, create_app(config), db)
+        first = await open_client(stack, create_app(), db)
+        second = await open_client(stack, create_app(), db)
         statuses = [
             (await first.get(RECIPES)).status_code,
             (await second.get(RECIPES)).status_code,

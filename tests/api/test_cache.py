@@ -8,12 +8,11 @@ import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.config import Settings
 from app.core.redis import create_redis
 from app.main import create_app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
-from tests.utils.utils import auth_headers, open_client
+from tests.utils.utils import Configure, auth_headers, open_client
 
 
 @pytest.fixture
@@ -30,21 +29,19 @@ async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
         await client.aclose()
 
 
-async def _instance(
-    stack: AsyncExitStack, settings: Settings, db: AsyncSession
-) -> httpx2.AsyncClient:
-    return await open_client(stack, create_app(settings), db)
+async def _instance(stack: AsyncExitStack, db: AsyncSession) -> httpx2.AsyncClient:
+    return await open_client(stack, create_app(), db)
 
 
 async def test_two_instances_never_serve_a_stale_recipe(
-    db: AsyncSession, normal_user: User, redis_url: str, redis_prefix: str
+    configure: Configure, db: AsyncSession, normal_user: User, redis_url: str, redis_prefix: str
 ) -> None:
-    settings = Settings(_env_file=None, REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
+    configure(REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
     recipe = await create_random_recipe(db, submitter_id=normal_user.id, label="Before")
     path = f"/api/v1/recipes/{recipe.id}"
     async with AsyncExitStack() as stack:
-        first = await _instance(stack, settings, db)
-        second = await _instance(stack, settings, db)
+        first = await _instance(stack, db)
+        second = await _instance(stack, db)
         assert (await first.get(path)).json()["label"] == "Before"
         redis = create_redis(redis_url)
         try:
@@ -64,12 +61,12 @@ async def test_two_instances_never_serve_a_stale_recipe(
 
 
 async def test_cache_serves_hits_without_the_database(
-    db: AsyncSession, normal_user: User, redis_url: str, redis_prefix: str
+    configure: Configure, db: AsyncSession, normal_user: User, redis_url: str, redis_prefix: str
 ) -> None:
-    settings = Settings(_env_file=None, REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
+    configure(REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
     recipe = await create_random_recipe(db, submitter_id=normal_user.id, label="Cached")
     async with AsyncExitStack() as stack:
-        client = await _instance(stack, settings, db)
+        client = await _instance(stack, db)
         await client.get(f"/api/v1/recipes/{recipe.id}")
         redis = create_redis(redis_url)
         try:
@@ -86,23 +83,25 @@ async def test_cache_serves_hits_without_the_database(
     ("reachable", "status", "state"), [(True, 200, "up"), (False, 503, "down")]
 )
 async def test_readyz_reports_redis(
-    db: AsyncSession, redis_url: str, reachable: bool, status: int, state: str
+    configure: Configure, db: AsyncSession, redis_url: str, reachable: bool, status: int, state: str
 ) -> None:
     url = redis_url if reachable else "redis://127.0.0.1:1/0"
-    settings = Settings(_env_file=None, REDIS_URL=url)
+    configure(REDIS_URL=url)
     async with AsyncExitStack() as stack:
-        client = await _instance(stack, settings, db)
+        client = await _instance(stack, db)
         response = await client.get("/readyz")
     assert response.status_code == status
     assert response.json()["redis"] == state
     assert response.json()["database"] == "up"
 
 
-async def test_redis_outage_degrades_to_database_reads(db: AsyncSession, normal_user: User) -> None:
-    settings = Settings(_env_file=None, REDIS_URL="redis://127.0.0.1:1/0")
+async def test_redis_outage_degrades_to_database_reads(
+    configure: Configure, db: AsyncSession, normal_user: User
+) -> None:
+    configure(REDIS_URL="redis://127.0.0.1:1/0")
     recipe = await create_random_recipe(db, submitter_id=normal_user.id)
     async with AsyncExitStack() as stack:
-        client = await _instance(stack, settings, db)
+        client = await _instance(stack, db)
         response = await client.get(f"/api/v1/recipes/{recipe.id}")
         patched = await client.patch(
             f"/api/v1/recipes/{recipe.id}",

@@ -1,6 +1,9 @@
 """Settings: fail-fast outside local mode, list parsing, the persisted local secret."""
 
 import multiprocessing
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +12,7 @@ from pydantic import ValidationError
 
 from app.core.config import Settings, is_placeholder, local_secret, normalize_database_url
 
+ROOT = Path(__file__).resolve().parents[2]
 STRONG_SECRET = "k" * 20 + "Q7r9ZpX2mW4vN8tB1cD5"
 GOOD = {"SECRET_KEY": STRONG_SECRET, "FIRST_SUPERUSER_PASSWORD": "a-real-admin-password"}
 
@@ -43,11 +47,46 @@ def test_settings_local_mode_starts_with_no_secret(
     monkeypatch.chdir(tmp_path)
     first = make(ENVIRONMENT="local", SECRET_KEY=None, FIRST_SUPERUSER_PASSWORD="changethis")
     second = make(ENVIRONMENT="local", SECRET_KEY=None)
+    # Validating settings touches no file; start-up does.
+    assert not (tmp_path / "data").exists()
+    with pytest.raises(RuntimeError, match="prepare_files"):
+        _ = first.secret_key
+    first.prepare_files()
+    second.prepare_files()
     assert len(first.secret_key) >= 32
     assert first.secret_key == second.secret_key
     secret_file = tmp_path / "data" / ".secret_key"
     assert secret_file.read_text() == first.secret_key
     assert secret_file.stat().st_mode & 0o077 == 0
+
+
+def test_prepare_files_makes_the_sqlite_directory_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    make(**GOOD, DATABASE_URL="sqlite:///./nested/dir/app.db").prepare_files()
+    assert (tmp_path / "nested" / "dir").is_dir()
+    assert not (tmp_path / "nested" / "dir" / "app.db").exists()
+    make(**GOOD, DATABASE_URL="postgresql://u@127.0.0.1/x").prepare_files()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nested"]
+
+
+def test_importing_the_app_writes_no_file(tmp_path: Path) -> None:
+    """A fresh interpreter in an empty directory, local mode with no secret: import only."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"SECRET_KEY", "DATABASE_URL", "ENVIRONMENT"}
+    }
+    env["PYTHONPATH"] = str(ROOT)
+    subprocess.run(
+        [sys.executable, "-c", "import app.main, app.prestart"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def _secret_in_process(path: str, queue: "multiprocessing.Queue[str]") -> None:
@@ -123,6 +162,7 @@ def test_env_example_loads_in_local_mode(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(tmp_path)
     settings = Settings(_env_file=example)
     assert settings.ENVIRONMENT == "local"
+    settings.prepare_files()
     assert len(settings.secret_key) >= 32
     documented = {
         line.lstrip("# ").split("=", 1)[0]

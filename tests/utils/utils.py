@@ -9,8 +9,12 @@ import httpx2
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.config import Settings
 from app.core.security import SCOPE_RECIPES_WRITE, create_access_token
 from app.db.session import get_db, get_read_db
+
+# The `configure` fixture: change settings for one test, then build apps with create_app().
+Configure = Callable[..., Settings]
 
 
 def random_lower_string(length: int = 16) -> str:
