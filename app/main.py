@@ -12,7 +12,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app import __version__
 from app.api.api_v1.api import api_router
-from app.api.deps import ApiRateLimit
+from app.api.deps import ApiRateLimit, PageRateLimit
 from app.api.docs import OPENAPI_TAGS, DocumentedFastAPI, install_docs, operation_id
 from app.api.errors import register_exception_handlers
 from app.api.health import router as health_router
@@ -26,13 +26,14 @@ from app.api.middleware import (
 )
 from app.api.pages import router as pages_router
 from app.api.responses import errors
+from app.api.state import AppState, RedisBudgetMiddleware
 from app.clients.ideas import open_ideas_client
 from app.core import metrics
 from app.core.cache import NoCache, RedisCache
 from app.core.config import settings
 from app.core.logging import setup_logging
 from app.core.rate_limit import RateLimiter
-from app.core.redis import create_redis
+from app.core.redis import RedisStore
 from app.db.session import engine
 
 logger = logging.getLogger(__name__)
@@ -40,21 +41,34 @@ logger = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Opens what the app uses for its life (one Redis client, the caches, the limiter, the
+    ideas client) into one typed AppState, and closes it after the server has drained."""
     settings.prepare_files()
-    redis = create_redis(settings.REDIS_URL) if settings.REDIS_URL else None
-    app.state.redis = redis
-    app.state.cache = (
-        RedisCache(redis, settings.REDIS_KEY_PREFIX)
-        if redis is not None and settings.RECIPE_CACHE_SECONDS > 0
-        else NoCache()
+    redis = (
+        RedisStore.from_url(
+            settings.REDIS_URL,
+            prefix=settings.REDIS_KEY_PREFIX,
+            timeout=settings.REDIS_TIMEOUT_SECONDS,
+            cooldown=settings.REDIS_COOLDOWN_SECONDS,
+        )
+        if settings.REDIS_URL
+        else None
     )
+    ideas_cache = RedisCache(redis, "ideas:") if redis is not None else None
     try:
-        async with open_ideas_client(settings) as ideas_client:
-            app.state.ideas_client = ideas_client
+        async with open_ideas_client(settings, cache=ideas_cache) as ideas:
+            app.state.services = AppState(
+                limiter=RateLimiter(redis),
+                cache=(
+                    RedisCache(redis)
+                    if redis is not None and settings.RECIPE_CACHE_SECONDS > 0
+                    else NoCache()
+                ),
+                redis=redis,
+                ideas=ideas,
+            )
             yield
     finally:
-        # Runs after the server has drained in-flight requests on SIGTERM.
-        await app.state.rate_limiter.aclose()
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
@@ -79,9 +93,10 @@ def create_app() -> FastAPI:
     )
 
     # Added innermost first; a request passes them in the reverse order:
-    # RequestContext -> TrustedHost -> SecurityHeaders -> CORS -> GZip -> CacheHeaders
-    # -> BodySizeLimit -> StrictJSON -> routes. The request id and access log thus cover every
-    # answer, a foreign Host is refused before any work, and ETags hash the uncompressed body.
+    # RedisBudget -> RequestContext -> TrustedHost -> SecurityHeaders -> CORS -> GZip
+    # -> CacheHeaders -> BodySizeLimit -> StrictJSON -> routes. The request id and access log
+    # thus cover every answer, a foreign Host is refused before any work, and ETags hash the
+    # uncompressed body.
     app.add_middleware(StrictJSONMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(
@@ -113,17 +128,12 @@ def create_app() -> FastAPI:
     )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.ALLOWED_HOSTS)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RedisBudgetMiddleware)
 
     register_exception_handlers(app)
 
-    # In Redis when REDIS_URL is set, so every instance draws on one budget per client.
-    app.state.rate_limiter = RateLimiter.from_url(
-        settings.REDIS_URL, prefix=f"{settings.REDIS_KEY_PREFIX}ratelimit:"
-    )
-
     app.include_router(health_router)
     if settings.METRICS_ENABLED:
-        app.state.metrics_allowed_networks = settings.METRICS_ALLOWED_NETWORKS
         app.include_router(metrics_router)
     app.include_router(
         api_router,
@@ -132,7 +142,8 @@ def create_app() -> FastAPI:
         responses=errors(429, 503),
     )
     install_docs(app, enabled=settings.DOCS_ENABLED)
-    app.include_router(pages_router)
+    # The page runs a search per request, so it has a per-IP budget too.
+    app.include_router(pages_router, dependencies=[PageRateLimit])
     return app
 
 

@@ -76,6 +76,7 @@ async def test_hsts_only_in_staging_and_production(
 ) -> None:
     configure(
         ENVIRONMENT=environment,
+        ALLOWED_HOSTS="test",
         SECRET_KEY="s" * 16 + "Zq8Xw2Lp5Rt7Vy9B",
         FIRST_SUPERUSER_PASSWORD="a-real-admin-password",
     )

@@ -10,11 +10,21 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.core.config import Settings, is_placeholder, local_secret, normalize_database_url
+from app.core.config import (
+    PRIVATE_NETWORKS,
+    Settings,
+    is_placeholder,
+    local_secret,
+    normalize_database_url,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STRONG_SECRET = "k" * 20 + "Q7r9ZpX2mW4vN8tB1cD5"
-GOOD = {"SECRET_KEY": STRONG_SECRET, "FIRST_SUPERUSER_PASSWORD": "a-real-admin-password"}
+GOOD = {
+    "SECRET_KEY": STRONG_SECRET,
+    "FIRST_SUPERUSER_PASSWORD": "a-real-admin-password",
+    "ALLOWED_HOSTS": "api.example.com",
+}
 
 
 def make(**values: Any) -> Settings:
@@ -39,6 +49,34 @@ def test_settings_refuse_placeholder_superuser_password_in_production(password: 
 def test_settings_accept_strong_values_in_production() -> None:
     settings = make(**(GOOD | {"ENVIRONMENT": "production"}))
     assert settings.secret_key == STRONG_SECRET
+
+
+@pytest.mark.parametrize("hosts", ["*", "", "api.example.com,*"])
+def test_production_refuses_to_start_without_a_host_list(hosts: str) -> None:
+    with pytest.raises(ValidationError, match="ALLOWED_HOSTS must list"):
+        make(**(GOOD | {"ENVIRONMENT": "production", "ALLOWED_HOSTS": hosts}))
+    # Elsewhere `*` stays the default and the same values start.
+    make(**(GOOD | {"ENVIRONMENT": "staging", "ALLOWED_HOSTS": hosts}))
+
+
+@pytest.mark.parametrize(
+    ("environment", "value", "networks"),
+    [
+        ("production", None, PRIVATE_NETWORKS),
+        ("production", "", PRIVATE_NETWORKS),
+        ("production", "*", []),
+        ("production", "10.1.0.0/16", ["10.1.0.0/16"]),
+        ("staging", None, []),
+        ("staging", "192.168.1.7", ["192.168.1.7/32"]),
+    ],
+)
+def test_metrics_networks_default_to_private_in_production(
+    environment: str, value: str | None, networks: list[str]
+) -> None:
+    values = GOOD | {"ENVIRONMENT": environment}
+    if value is not None:
+        values["METRICS_ALLOWED_NETWORKS"] = value
+    assert make(**values).metrics_networks == networks
 
 
 def test_settings_local_mode_starts_with_no_secret(
