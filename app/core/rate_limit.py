@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.storage import MemoryStorage, MovingWindowSupport, RedisStorage
 
 from app.core.redis import RedisStore, RedisUnavailable
 
@@ -60,55 +59,67 @@ class RateLimitResult:
         return 0 if self.allowed else max(1, math.ceil(self.reset_after))
 
 
+@lru_cache(maxsize=4096)
+def _window_key(item: RateLimitItem, key: str) -> str:
+    # limits builds the key from strings on every call; cached, a hit costs about half.
+    return item.key_for(key)
+
+
 class RateLimiter:
     """`hit(key, limit)` counts one request and says whether it may go ahead.
 
-    Counts are in Redis when the app has it, so every instance shares one budget per key. While
-    Redis fails (see RedisStore's breaker) they are kept in this process's memory instead:
-    a Redis outage neither stops the service nor turns the limits off.
+    Counts are moving windows in `limits`' storages: in Redis when the app has it, so every
+    instance shares one budget per key. While Redis fails (see RedisStore's breaker) they are
+    kept in this process's memory instead: a Redis outage neither stops the service nor turns
+    the limits off.
     """
 
     def __init__(self, redis: RedisStore | None = None) -> None:
-        self._memory = MovingWindowRateLimiter(MemoryStorage())
+        self._memory = MemoryStorage()
         self._store = redis
-        self._redis: MovingWindowRateLimiter | None = None
+        self._redis: RedisStorage | None = None
         if redis is not None:
             # limits makes its client on the app's connection pool: one set of connections.
-            storage = RedisStorage(
+            self._redis = RedisStorage(
                 "async+redis://",
                 implementation="redispy",
                 key_prefix=redis.key("ratelimit"),
                 # limits types its options as scalars; the pool is passed to redis-py as is.
                 connection_pool=redis.client.connection_pool,  # type: ignore[arg-type]
             )
-            self._redis = MovingWindowRateLimiter(storage)
+
+    def _shared(self) -> RedisStorage | None:
+        if self._redis is not None and self._store is not None and self._store.available:
+            return self._redis
+        return None
 
     async def hit(self, key: str, limit: str) -> RateLimitResult:
         item = parse_limit(limit)
-        if self._redis is not None and self._store is not None and self._store.available:
+        window_key = _window_key(item, key)
+        if (shared := self._shared()) is not None and self._store is not None:
             try:
                 async with self._store.call():
-                    return await self._hit(self._redis, item, key)
+                    return await self._hit(shared, item, window_key)
             except RedisUnavailable as exc:
                 logger.warning("rate limiter counting in memory: %s", exc)
-        return await self._hit(self._memory, item, key)
+        return await self._hit(self._memory, item, window_key)
 
     @staticmethod
-    async def _hit(
-        limiter: MovingWindowRateLimiter, item: RateLimitItem, key: str
-    ) -> RateLimitResult:
-        allowed = await limiter.hit(item, key)
-        reset_at, remaining = await limiter.get_window_stats(item, key)
-        reset_after = max(0.0, reset_at - time.time()) if remaining < item.amount else 0.0
-        return RateLimitResult(allowed, item.amount, max(0, remaining), reset_after)
+    async def _hit(storage: MovingWindowSupport, item: RateLimitItem, key: str) -> RateLimitResult:
+        # The storage API, not limits' strategy class, which builds the key twice per hit.
+        expiry = item.get_expiry()
+        allowed = await storage.acquire_entry(key, item.amount, expiry)
+        window_start, count = await storage.get_moving_window(key, item.amount, expiry)
+        reset_after = max(0.0, window_start + expiry - time.time()) if count else 0.0
+        return RateLimitResult(allowed, item.amount, max(0, item.amount - count), reset_after)
 
     async def reset(self, key: str, limit: str) -> None:
         """Forget every hit counted for the key (for example after a successful login)."""
-        item = parse_limit(limit)
-        await self._memory.clear(item, key)
-        if self._redis is not None and self._store is not None and self._store.available:
+        window_key = _window_key(parse_limit(limit), key)
+        await self._memory.clear(window_key)
+        if (shared := self._shared()) is not None and self._store is not None:
             try:
                 async with self._store.call():
-                    await self._redis.clear(item, key)
+                    await shared.clear(window_key)
             except RedisUnavailable as exc:
                 logger.warning("rate limiter could not reset in Redis: %s", exc)
