@@ -152,7 +152,8 @@ hadolint Dockerfile && echo "hadolint: Dockerfile clean at warning level"
 SECRET_KEY=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(48))')
 POSTGRES_PASSWORD=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')
 FIRST_SUPERUSER_PASSWORD=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(16))')
-export SECRET_KEY POSTGRES_PASSWORD FIRST_SUPERUSER_PASSWORD
+ALLOWED_HOSTS=localhost,127.0.0.1
+export SECRET_KEY POSTGRES_PASSWORD FIRST_SUPERUSER_PASSWORD ALLOWED_HOSTS
 if env -u SECRET_KEY docker compose config -q 2>/dev/null; then
     echo "docker-compose.yml accepted a missing SECRET_KEY" >&2
     exit 1
@@ -359,7 +360,7 @@ echo "  ok  SIGTERM stops it cleanly (exit 0), as a pod's termination does"
 section "The image as docs/deploy.md's Docker steps run it: SQLite on a named volume"
 read -r app_port < <("${CHECK[@]}" ports 1)
 cid=$(docker run -d --network host -v recipe-data-ci:/app/data -e SECRET_KEY \
-    -e FIRST_SUPERUSER_PASSWORD -e HOST=127.0.0.1 -e PORT="$app_port" "$APP_IMAGE")
+    -e FIRST_SUPERUSER_PASSWORD -e ALLOWED_HOSTS -e HOST=127.0.0.1 -e PORT="$app_port" "$APP_IMAGE")
 CONTAINERS+=("$cid")
 wait_healthy "$cid"
 "${CHECK[@]}" smoke "http://127.0.0.1:$app_port"

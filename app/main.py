@@ -2,8 +2,8 @@
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -12,7 +12,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app import __version__
 from app.api.api_v1.api import api_router
-from app.api.deps import ApiRateLimit
+from app.api.deps import ApiRateLimit, PageRateLimit
 from app.api.docs import OPENAPI_TAGS, DocumentedFastAPI, install_docs, operation_id
 from app.api.errors import register_exception_handlers
 from app.api.health import router as health_router
@@ -26,76 +26,90 @@ from app.api.middleware import (
 )
 from app.api.pages import router as pages_router
 from app.api.responses import errors
+from app.api.state import AppState, RedisBudgetMiddleware
 from app.clients.ideas import open_ideas_client
 from app.core import metrics
 from app.core.cache import NoCache, RedisCache
-from app.core.config import Settings, settings
+from app.core.config import settings
 from app.core.logging import setup_logging
 from app.core.rate_limit import RateLimiter
-from app.core.redis import create_redis
+from app.core.redis import RedisStore
 from app.db.session import engine
 
 logger = logging.getLogger(__name__)
 
 
-def make_lifespan(config: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = create_redis(config.REDIS_URL) if config.REDIS_URL else None
-        app.state.redis = redis
-        app.state.cache = (
-            RedisCache(redis, config.REDIS_KEY_PREFIX)
-            if redis is not None and config.RECIPE_CACHE_SECONDS > 0
-            else NoCache()
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Opens what the app uses for its life (one Redis client, the caches, the limiter, the
+    ideas client) into one typed AppState, and closes it after the server has drained."""
+    settings.prepare_files()
+    redis = (
+        RedisStore.from_url(
+            settings.REDIS_URL,
+            prefix=settings.REDIS_KEY_PREFIX,
+            timeout=settings.REDIS_TIMEOUT_SECONDS,
+            cooldown=settings.REDIS_COOLDOWN_SECONDS,
         )
-        try:
-            async with open_ideas_client(config) as ideas_client:
-                app.state.ideas_client = ideas_client
-                yield
-        finally:
-            # Runs after the server has drained in-flight requests on SIGTERM.
-            await app.state.rate_limiter.aclose()
-            if redis is not None:
-                await redis.aclose()
-            await engine.dispose()
-            metrics.mark_process_dead(os.getpid())
-            logger.info("shutdown complete")
+        if settings.REDIS_URL
+        else None
+    )
+    ideas_cache = RedisCache(redis, "ideas:") if redis is not None else None
+    try:
+        async with open_ideas_client(settings, cache=ideas_cache) as ideas:
+            app.state.services = AppState(
+                limiter=RateLimiter(redis),
+                cache=(
+                    RedisCache(redis)
+                    if redis is not None and settings.RECIPE_CACHE_SECONDS > 0
+                    else NoCache()
+                ),
+                redis=redis,
+                ideas=ideas,
+            )
+            yield
+    finally:
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+        metrics.mark_process_dead(os.getpid())
+        logger.info("shutdown complete")
 
-    return lifespan
 
-
-def create_app(config: Settings = settings) -> FastAPI:
+def create_app() -> FastAPI:
+    """A new app from the current settings (tests change them with the `configure` fixture)."""
     app = DocumentedFastAPI(
-        title=config.PROJECT_NAME,
+        title=settings.PROJECT_NAME,
         version=__version__,
-        description=config.PROJECT_DESCRIPTION,
-        contact=config.contact,
+        description=settings.PROJECT_DESCRIPTION,
+        contact=settings.contact,
         openapi_tags=OPENAPI_TAGS,
         # Swagger UI and ReDoc are served from this app's own assets by install_docs.
-        openapi_url="/openapi.json" if config.DOCS_ENABLED else None,
+        openapi_url="/openapi.json" if settings.DOCS_ENABLED else None,
         docs_url=None,
         redoc_url=None,
         generate_unique_id_function=operation_id,
-        lifespan=make_lifespan(config),
+        lifespan=lifespan,
     )
 
     # Added innermost first; a request passes them in the reverse order:
-    # RequestContext -> TrustedHost -> SecurityHeaders -> CORS -> GZip -> CacheHeaders
-    # -> BodySizeLimit -> StrictJSON -> routes. The request id and access log thus cover every
-    # answer, a foreign Host is refused before any work, and ETags hash the uncompressed body.
+    # RedisBudget -> RequestContext -> TrustedHost -> SecurityHeaders -> CORS -> GZip
+    # -> CacheHeaders -> BodySizeLimit -> StrictJSON -> routes. The request id and access log
+    # thus cover every answer, a foreign Host is refused before any work, and ETags hash the
+    # uncompressed body.
     app.add_middleware(StrictJSONMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=config.MAX_REQUEST_BODY_BYTES)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(
         CacheHeadersMiddleware,
-        api_prefix=config.API_V1_STR,
-        public_prefix=f"{config.API_V1_STR}/recipes",
-        max_age=config.PUBLIC_CACHE_SECONDS,
+        api_prefix=settings.API_V1_STR,
+        public_prefix=f"{settings.API_V1_STR}/recipes",
+        max_age=settings.PUBLIC_CACHE_SECONDS,
     )
-    app.add_middleware(GZipMiddleware, minimum_size=config.GZIP_MIN_BYTES)
-    if config.BACKEND_CORS_ORIGINS:
+    app.add_middleware(GZipMiddleware, minimum_size=settings.GZIP_MIN_BYTES)
+    if settings.BACKEND_CORS_ORIGINS:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=config.BACKEND_CORS_ORIGINS,
+            allow_origins=settings.BACKEND_CORS_ORIGINS,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
@@ -110,30 +124,26 @@ def create_app(config: Settings = settings) -> FastAPI:
             ],
         )
     app.add_middleware(
-        SecurityHeadersMiddleware, hsts=config.ENVIRONMENT in ("staging", "production")
+        SecurityHeadersMiddleware, hsts=settings.ENVIRONMENT in ("staging", "production")
     )
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=config.ALLOWED_HOSTS)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.ALLOWED_HOSTS)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RedisBudgetMiddleware)
 
     register_exception_handlers(app)
 
-    # In Redis when REDIS_URL is set, so every instance draws on one budget per client.
-    app.state.rate_limiter = RateLimiter.from_url(
-        config.REDIS_URL, prefix=f"{config.REDIS_KEY_PREFIX}ratelimit:"
-    )
-
     app.include_router(health_router)
-    if config.METRICS_ENABLED:
-        app.state.metrics_allowed_networks = config.METRICS_ALLOWED_NETWORKS
+    if settings.METRICS_ENABLED:
         app.include_router(metrics_router)
     app.include_router(
         api_router,
-        prefix=config.API_V1_STR,
+        prefix=settings.API_V1_STR,
         dependencies=[ApiRateLimit],
         responses=errors(429, 503),
     )
-    install_docs(app, enabled=config.DOCS_ENABLED)
-    app.include_router(pages_router)
+    install_docs(app, enabled=settings.DOCS_ENABLED)
+    # The page runs a search per request, so it has a per-IP budget too.
+    app.include_router(pages_router, dependencies=[PageRateLimit])
     return app
 
 

@@ -18,6 +18,7 @@ ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
 def main(config: Config | None = None) -> int:
     # One interpreter instead of three: each would import the app again (most of start-up).
+    settings.prepare_files()
     if asyncio.run(backend_pre_start.main()) != 0:
         return 1
     if config is None:

@@ -174,6 +174,7 @@ def service_env(
         FIRST_SUPERUSER_EMAIL="admin@bench.example.com",
         FIRST_SUPERUSER_PASSWORD=secrets.token_urlsafe(16),
         DATABASE_URL=database_url,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
         LOG_LEVEL="WARNING",
         RATE_LIMIT_DEFAULT="off",
         RATE_LIMIT_AUTH_PER_IP="off",

@@ -33,7 +33,7 @@ from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 
 from app.core import redis as redis_module  # noqa: E402
-from app.core.config import settings  # noqa: E402
+from app.core.config import Settings, settings  # noqa: E402
 from app.core.security import SCOPES  # noqa: E402
 from app.db.session import make_engine  # noqa: E402
 from app.main import app  # noqa: E402
@@ -41,7 +41,7 @@ from app.models import User  # noqa: E402
 from tests.utils.idea import IdeaStub  # noqa: E402
 from tests.utils.smtp import SMTPServer, smtp_server  # noqa: E402
 from tests.utils.user import create_random_user  # noqa: E402
-from tests.utils.utils import auth_headers, serve_session  # noqa: E402
+from tests.utils.utils import Configure, auth_headers, serve_session  # noqa: E402
 
 # Like TEST_DATABASE_URL: unset, Redis is an in-process fake; set, the suite uses that server.
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or "redis://fake-redis:6379/0"
@@ -62,6 +62,24 @@ def fake_redis_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
             return Redis.from_url(url, **kwargs)
 
     monkeypatch.setattr(redis_module, "Redis", FakeOrRealRedis)
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Configure:
+    """Change the app's one settings object for this test, validated as at start-up; undone after.
+
+    `configure(RATE_LIMIT_DEFAULT="3/minute")`, then `create_app()` builds from the new values.
+    """
+
+    def apply(**values: Any) -> Settings:
+        current = {name: getattr(settings, name) for name in Settings.model_fields}
+        fresh = Settings(_env_file=None, **(current | values))
+        for name in Settings.model_fields:
+            if getattr(fresh, name) != getattr(settings, name):
+                monkeypatch.setattr(settings, name, getattr(fresh, name))
+        return settings
+
+    return apply
 
 
 @pytest.fixture

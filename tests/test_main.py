@@ -1,19 +1,19 @@
 """The application: the HTML page, host and CORS middleware, error handlers."""
 
-from typing import Any
-
 import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import get_current_user
+from app.api.state import AppState
 from app.clients.ideas import IdeasClient, open_ideas_client
-from app.core.config import Settings
-from app.core.rate_limit import MemoryBackend, RedisBackend
+from app.core.cache import MemoryCache, NoCache, RedisCache
+from app.core.redis import RedisStore
 from app.main import create_app
 from app.models import User
 from tests.utils.idea import IdeaStub
 from tests.utils.recipe import create_random_recipe
+from tests.utils.utils import Configure
 
 
 async def test_index_lists_newest_recipes_escaped(
@@ -34,22 +34,18 @@ async def test_index_lists_newest_recipes_escaped(
     assert "<script" not in page
 
 
-def _settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)
-
-
 async def _request(
-    settings: Settings, method: str, path: str, headers: dict[str, str] | None = None
+    method: str, path: str, headers: dict[str, str] | None = None
 ) -> httpx2.Response:
-    transport = httpx2.ASGITransport(app=create_app(settings))
+    transport = httpx2.ASGITransport(app=create_app())
     async with httpx2.AsyncClient(transport=transport, base_url="http://api.example.com") as c:
         return await c.request(method, path, headers=headers)
 
 
-async def test_trusted_hosts_refuse_other_hosts() -> None:
-    settings = _settings(ALLOWED_HOSTS="api.example.com")
-    assert (await _request(settings, "GET", "/healthz")).status_code == 200
-    other = await _request(settings, "GET", "/healthz", headers={"host": "evil.example.net"})
+async def test_trusted_hosts_refuse_other_hosts(configure: Configure) -> None:
+    configure(ALLOWED_HOSTS="api.example.com")
+    assert (await _request("GET", "/healthz")).status_code == 200
+    other = await _request("GET", "/healthz", headers={"host": "evil.example.net"})
     assert other.status_code == 400
 
 
@@ -57,10 +53,11 @@ async def test_trusted_hosts_refuse_other_hosts() -> None:
     ("origin", "allowed"),
     [("https://app.example.com", True), ("https://evil.example.net", False)],
 )
-async def test_cors_allows_only_configured_origins(origin: str, allowed: bool) -> None:
-    settings = _settings(BACKEND_CORS_ORIGINS="https://app.example.com")
+async def test_cors_allows_only_configured_origins(
+    configure: Configure, origin: str, allowed: bool
+) -> None:
+    configure(BACKEND_CORS_ORIGINS="https://app.example.com")
     response = await _request(
-        settings,
         "OPTIONS",
         "/api/v1/recipes",
         headers={"origin": origin, "access-control-request-method": "POST"},
@@ -71,12 +68,14 @@ async def test_cors_allows_only_configured_origins(origin: str, allowed: bool) -
 async def test_lifespan_opens_the_ideas_client_and_closes_it(idea_stub: IdeaStub) -> None:
     application = create_app()
     async with application.router.lifespan_context(application):
-        ideas = application.state.ideas_client
+        state = application.state.services
+        assert isinstance(state, AppState)
+        ideas = state.ideas
         assert isinstance(ideas, IdeasClient)
         assert not ideas.http.is_closed
-        # Handlers reach whatever is on app.state through the dependency.
+        # Handlers reach the app state through the dependency.
         async with open_ideas_client(idea_stub.settings()) as stubbed:
-            application.state.ideas_client = stubbed
+            state.ideas = stubbed
             user = User(id=1, email="cook@example.com", is_active=True)
             application.dependency_overrides[get_current_user] = lambda: user
             transport = httpx2.ASGITransport(app=application)
@@ -87,20 +86,43 @@ async def test_lifespan_opens_the_ideas_client_and_closes_it(idea_stub: IdeaStub
     assert ideas.http.is_closed
 
 
-async def test_rate_limiter_is_in_redis_when_redis_url_is_set() -> None:
-    assert isinstance(create_app(_settings()).state.rate_limiter.backend, MemoryBackend)
-    app = create_app(_settings(REDIS_URL="redis://127.0.0.1:6379/0"))
-    limiter = app.state.rate_limiter
-    assert isinstance(limiter.backend, RedisBackend)
-    closed: list[bool] = []
-    original = limiter.aclose
+async def test_lifespan_makes_one_redis_client_for_limits_and_caches(
+    configure: Configure, redis_url: str
+) -> None:
+    application = create_app()
+    async with application.router.lifespan_context(application):
+        state = application.state.services
+        assert state.redis is None
+        assert isinstance(state.cache, NoCache)
+        assert isinstance(state.ideas.cache, MemoryCache)
+    configure(REDIS_URL=redis_url)
+    application = create_app()
+    async with application.router.lifespan_context(application):
+        state = application.state.services
+        redis = state.redis
+        assert isinstance(redis, RedisStore)
+        assert isinstance(state.cache, RedisCache)
+        assert isinstance(state.ideas.cache, RedisCache)
+        # The limiter counts through the same connection pool as the caches.
+        assert state.limiter._store is redis
+        assert (await state.limiter.hit("probe", "5/minute")).allowed
+        closed: list[bool] = []
+        original = redis.aclose
 
-    async def spy() -> None:
-        closed.append(True)
-        await original()
+        async def spy() -> None:
+            closed.append(True)
+            await original()
 
-    limiter.aclose = spy
-    # Shutting down closes the limiter's connections.
-    async with app.router.lifespan_context(app):
-        assert closed == []
+        redis.aclose = spy
+    # Shutting down closes the one client.
     assert closed == [True]
+
+
+async def test_app_without_lifespan_gets_memory_limits_and_no_cache() -> None:
+    application = create_app()
+    transport = httpx2.ASGITransport(app=application)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:
+        assert (await c.get("/readyz")).status_code in (200, 503)
+    state = application.state.services
+    assert isinstance(state, AppState)
+    assert (state.redis, state.ideas) == (None, None)

@@ -5,19 +5,19 @@ import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Query, Request, Response, Security, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
+from app.api.state import AppState, get_app_state
 from app.clients.ideas import IdeasClient
-from app.core.cache import Cache, NoCache
+from app.core.cache import Cache
 from app.core.config import settings
-from app.core.rate_limit import RateLimiter, RateLimitResult
+from app.core.rate_limit import RateLimiter, RateLimitResult, client_network
 from app.core.security import (
     SCOPE_RECIPES_WRITE,
     SCOPE_USERS_ADMIN,
@@ -42,20 +42,14 @@ ReadSessionDep = Annotated[ReadSession, Depends(get_read_db, scope="function")]
 # Dependencies below that do no I/O are still `async def`: FastAPI runs a plain `def` in a
 # worker thread, a hop that costs more than the work itself on every request.
 
-_NO_CACHE = NoCache()
+AppStateDep = Annotated[AppState, Depends(get_app_state)]
 
 
-async def get_redis(request: Request) -> Redis | None:
-    """The app's Redis client, made in the lifespan when REDIS_URL is set."""
-    return getattr(request.app.state, "redis", None)
+async def get_cache(state: AppStateDep) -> Cache:
+    """Redis when REDIS_URL is set (and RECIPE_CACHE_SECONDS > 0), else no cache."""
+    return state.cache
 
 
-async def get_cache(request: Request) -> Cache:
-    cache: Cache = getattr(request.app.state, "cache", _NO_CACHE)
-    return cache
-
-
-RedisDep = Annotated[Redis | None, Depends(get_redis)]
 CacheDep = Annotated[Cache, Depends(get_cache)]
 
 SessionFactory = Callable[[], AbstractAsyncContextManager[AsyncSession]]
@@ -179,28 +173,30 @@ async def get_page_params(
 PageDep = Annotated[PageParams, Depends(get_page_params)]
 
 
-async def get_ideas_client(request: Request) -> IdeasClient:
+async def get_ideas_client(state: AppStateDep) -> IdeasClient:
     """The client the lifespan opened. Tests and users swap it with app.dependency_overrides."""
-    client: IdeasClient = request.app.state.ideas_client
-    return client
+    if state.ideas is None:
+        raise RuntimeError("the ideas client is opened by the app's lifespan")
+    return state.ideas
 
 
 IdeasClientDep = Annotated[IdeasClient, Depends(get_ideas_client)]
 
 
-async def get_rate_limiter(request: Request) -> RateLimiter:
-    """The app's limiter: in memory, or in Redis when REDIS_URL is set."""
-    limiter = request.app.state.rate_limiter
-    assert isinstance(limiter, RateLimiter)
-    return limiter
+async def get_rate_limiter(state: AppStateDep) -> RateLimiter:
+    """The app's limiter: in Redis when REDIS_URL is set (memory while Redis fails), else memory."""
+    return state.limiter
 
 
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
 
 
 def client_ip(request: Request) -> str:
-    """The peer address; behind a proxy, uvicorn sets it from trusted X-Forwarded-For."""
-    return request.client.host if request.client else "unknown"
+    """The client's rate-limit identity: its address (behind a proxy, uvicorn sets it from a
+    trusted X-Forwarded-For), an IPv4-mapped IPv6 address as its IPv4, and any other IPv6
+    address as its network (RATE_LIMIT_IPV6_PREFIX), since one host holds a whole /64."""
+    host = request.client.host if request.client else "unknown"
+    return client_network(host, settings.RATE_LIMIT_IPV6_PREFIX)
 
 
 def rate_limit_headers(result: RateLimitResult) -> dict[str, str]:
@@ -220,6 +216,24 @@ def too_many_requests(
         detail="Too many requests; try again later",
         headers={**(headers or {}), "Retry-After": str(result.retry_after)},
     )
+
+
+def limit_per_ip(scope: str) -> Any:
+    """A per-IP budget (RATE_LIMIT_DEFAULT) for routes outside the API, counted per scope, so
+    a busy page or API client cannot fail a readiness probe from the same address."""
+
+    async def limit(request: Request, limiter: RateLimiterDep) -> None:
+        if settings.RATE_LIMIT_DEFAULT is None:
+            return
+        result = await limiter.hit(f"{scope}-ip:{client_ip(request)}", settings.RATE_LIMIT_DEFAULT)
+        if not result.allowed:
+            raise too_many_requests(result)
+
+    return Depends(limit)
+
+
+PageRateLimit = limit_per_ip("page")
+ProbeRateLimit = limit_per_ip("probe")
 
 
 async def limit_auth_per_ip(request: Request, limiter: RateLimiterDep) -> None:
@@ -275,7 +289,7 @@ class LoginThrottle:
 
     async def succeeded(self, email: str) -> None:
         if self.limit is not None:
-            await self.limiter.reset(self._key(email))
+            await self.limiter.reset(self._key(email), self.limit)
 
 
 async def get_login_throttle(limiter: RateLimiterDep) -> LoginThrottle:

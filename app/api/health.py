@@ -8,7 +8,7 @@ from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.api.deps import RedisDep, SessionDep
+from app.api.deps import AppStateDep, ProbeRateLimit, SessionDep
 from app.schemas import Readiness
 
 logger = logging.getLogger(__name__)
@@ -26,17 +26,21 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
+    dependencies=[ProbeRateLimit],
     responses={
         200: {"model": Readiness},
-        503: {"model": Readiness, "description": "The database (or Redis) does not answer"},
+        503: {"model": Readiness, "description": "The database does not answer"},
     },
 )
-async def readyz(db: SessionDep, redis: RedisDep) -> JSONResponse:
-    """Ready for traffic: the database answers `SELECT 1` (and Redis `PING`, when configured)."""
-    checks = {"database": await _check("database", db.execute(text("SELECT 1")))}
-    if redis is not None:
-        checks["redis"] = await _check("redis", redis.ping())
-    ready = all(state == "up" for state in checks.values())
+async def readyz(db: SessionDep, state: AppStateDep) -> JSONResponse:
+    """Ready for traffic: the database answers `SELECT 1`. Redis is reported, not required:
+    without it caches miss and limits count in memory, so a Redis outage must not take every
+    instance out of the load balancer at once."""
+    database = await _check("database", db.execute(text("SELECT 1")))
+    checks = {"database": database}
+    if state.redis is not None:
+        checks["redis"] = "up" if await state.redis.ping() else "degraded"
+    ready = database == "up"
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", **checks},
         status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -5,13 +5,14 @@ import ipaddress
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from app.core import metrics
+from app.core.config import settings
 from app.db.session import engine
 
 router = APIRouter(tags=["health"])
 
 
 def _client_allowed(request: Request) -> bool:
-    networks: list[str] = request.app.state.metrics_allowed_networks
+    networks = settings.metrics_networks
     if not networks:
         return True
     if request.client is None:

@@ -15,7 +15,8 @@ import httpx2
 from pydantic import AfterValidator, BaseModel, TypeAdapter, ValidationError
 
 from app import __version__
-from app.clients.cache import Cache, MemoryCache, RedisCache, SingleFlight
+from app.clients.cache import SingleFlight
+from app.core.cache import Cache, MemoryCache
 from app.core.config import Settings, settings
 from app.schemas import IdeaFeed, IdeaRead
 from app.schemas.common import HIDDEN
@@ -32,11 +33,8 @@ CONNECT_TIMEOUT_SECONDS = 2.0
 MAX_CONNECTIONS = 20
 # A listing of 100 posts is about 0.5 MB; anything far larger is not a listing.
 MAX_BODY_BYTES = 4 * 1024 * 1024
-# Under REDIS_KEY_PREFIX, so deployments sharing a Redis keep their ideas apart.
-CACHE_NAMESPACE = "ideas:"
 # Beside a subreddit's key: why its last fetch failed, kept IDEAS_FAILURE_CACHE_SECONDS.
 FAILED_SUFFIX = ":failed"
-REDIS_TIMEOUT_SECONDS = 1.0
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -198,7 +196,6 @@ class IdeasClient:
     async def aclose(self) -> None:
         await self._flight.cancel()
         await self.http.aclose()
-        await self.cache.close()
 
     async def _settle(self, name: str) -> list[IdeaRead] | IdeasError:
         try:
@@ -280,18 +277,12 @@ class IdeasClient:
             return response.status_code, response.headers, bytes(body)
 
 
-def make_cache(config: Settings = settings) -> Cache:
-    if config.REDIS_URL:
-        prefix = config.REDIS_KEY_PREFIX + CACHE_NAMESPACE
-        return RedisCache.from_url(config.REDIS_URL, prefix=prefix, timeout=REDIS_TIMEOUT_SECONDS)
-    return MemoryCache()
-
-
 @asynccontextmanager
 async def open_ideas_client(
     config: Settings = settings, *, cache: Cache | None = None
 ) -> AsyncIterator[IdeasClient]:
-    """One pooled HTTP client for the app's life, closed (with its cache) on the way out."""
+    """One pooled HTTP client for the app's life, closed on the way out. The cache is the
+    lifespan's (Redis when configured); without one, this process's memory."""
     budget = config.IDEAS_TIMEOUT_SECONDS
     http = httpx2.AsyncClient(
         base_url=config.IDEAS_BASE_URL,
@@ -302,7 +293,7 @@ async def open_ideas_client(
     )
     client = IdeasClient(
         http,
-        cache if cache is not None else make_cache(config),
+        cache if cache is not None else MemoryCache(),
         subreddits=config.IDEAS_SUBREDDITS,
         limit_max=config.IDEAS_LIMIT_MAX,
         timeout=budget,

@@ -1,56 +1,96 @@
-"""A small bytes cache over Redis; any Redis failure reads as a miss, never as an error."""
+"""The one cache protocol and its stores: none, this process's memory, or the app's Redis."""
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from app.core.redis import RedisStore, RedisUnavailable
 
 logger = logging.getLogger(__name__)
 
 
 class Cache(Protocol):
     async def get(self, key: str) -> bytes | None: ...
-    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
+    async def set(self, key: str, value: bytes, ttl: float) -> None: ...
     async def delete(self, key: str) -> None: ...
 
 
 class NoCache:
-    """The cache when REDIS_URL is unset: every read is a miss."""
+    """Every read is a miss: single recipes when REDIS_URL is unset."""
 
     async def get(self, key: str) -> bytes | None:  # noqa: ARG002
         return None
 
-    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:  # noqa: ARG002
+    async def set(self, key: str, value: bytes, ttl: float) -> None:  # noqa: ARG002
         return None
 
     async def delete(self, key: str) -> None:  # noqa: ARG002
         return None
 
 
+class MemoryCache:
+    """Per-process entries that expire after their TTL."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._items: dict[str, tuple[float, bytes]] = {}
+
+    async def get(self, key: str) -> bytes | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        expires_at, value = item
+        if self._clock() >= expires_at:
+            del self._items[key]
+            return None
+        return value
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        now = self._clock()
+        # Keys come from settings and ids, so there are few; dropping stale ones keeps it so.
+        self._items = {k: item for k, item in self._items.items() if item[0] > now}
+        self._items[key] = (now + ttl, value)
+
+    async def delete(self, key: str) -> None:
+        self._items.pop(key, None)
+
+
 class RedisCache:
-    def __init__(self, client: "Redis", prefix: str) -> None:
-        self.client = client
-        self.prefix = prefix
+    """Entries shared by every instance, under the app's key prefix (and `namespace`). A Redis
+    failure is a miss: the cache never takes a feature down with it."""
+
+    def __init__(self, store: RedisStore, namespace: str = "") -> None:
+        self._store = store
+        self._namespace = namespace
+
+    def _key(self, key: str) -> str:
+        return self._store.key(self._namespace + key)
 
     async def get(self, key: str) -> bytes | None:
         try:
-            value = await self.client.get(self.prefix + key)
-        except (RedisError, OSError) as exc:
-            logger.warning("cache read failed: %s", type(exc).__name__)
+            async with self._store.call():
+                value = await self._store.client.get(self._key(key))
+        except RedisUnavailable as exc:
+            logger.warning("cache read failed: %s", exc)
             return None
         return value if isinstance(value, bytes) else None
 
-    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        if ttl <= 0:
+            return
         try:
-            await self.client.set(self.prefix + key, value, ex=ttl_seconds)
-        except (RedisError, OSError) as exc:
-            logger.warning("cache write failed: %s", type(exc).__name__)
+            async with self._store.call():
+                await self._store.client.set(self._key(key), value, px=max(1, round(ttl * 1000)))
+        except RedisUnavailable as exc:
+            logger.warning("cache write failed: %s", exc)
 
     async def delete(self, key: str) -> None:
-        # A failed invalidation could serve stale data, so it is logged as an error; the TTL
-        # bounds how long.
+        # A failed invalidation could serve stale data, so it is an error; the TTL bounds it.
         try:
-            await self.client.delete(self.prefix + key)
-        except (RedisError, OSError) as exc:
-            logger.error("cache invalidation failed: %s", type(exc).__name__)
+            async with self._store.call():
+                await self._store.client.delete(self._key(key))
+        except RedisUnavailable as exc:
+            logger.error("cache invalidation failed: %s", exc)

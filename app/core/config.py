@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import EmailStr, Field, HttpUrl, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from app.core.rate_limit import parse_limit
 
@@ -24,6 +25,15 @@ DATA_DIR = Path("data")
 LOCAL_SECRET_FILE = DATA_DIR / ".secret_key"
 MIN_SECRET_LENGTH = 32
 PLACEHOLDERS = frozenset({"", "secret", "password", "changeme", "change-me", "change_me"})
+# Loopback, RFC 1918 and IPv6 unique local addresses: /metrics' production default.
+PRIVATE_NETWORKS = [
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+]
 SUBREDDIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{1,20}")
 
 
@@ -109,7 +119,9 @@ class Settings(BaseSettings):
     SQLITE_BUSY_TIMEOUT_MS: int = Field(default=5000, ge=0)
 
     BACKEND_CORS_ORIGINS: CommaList = []
-    ALLOWED_HOSTS: CommaList = ["*"]
+    ALLOWED_HOSTS: CommaList = Field(
+        default=["*"], description="Host headers served; production must list them (no `*`)."
+    )
 
     FIRST_SUPERUSER_EMAIL: str = "admin@example.com"
     FIRST_SUPERUSER_PASSWORD: SecretStr = SecretStr("changethis")
@@ -120,7 +132,21 @@ class Settings(BaseSettings):
     )
 
     REDIS_URL: str | None = None
-    REDIS_KEY_PREFIX: str = "recipe-service:"
+    REDIS_KEY_PREFIX: str = Field(
+        default="recipe-service:", description="Begins every key: caches and rate limits."
+    )
+    REDIS_TIMEOUT_SECONDS: float = Field(
+        default=0.25,
+        gt=0,
+        le=10,
+        description="Budget for all of one request's Redis calls; past it, Redis is skipped.",
+    )
+    REDIS_COOLDOWN_SECONDS: float = Field(
+        default=5.0,
+        ge=0,
+        description="After a Redis failure, skip Redis this long (caches miss, limits count "
+        "in memory) instead of waiting on it per call.",
+    )
 
     MAX_REQUEST_BODY_BYTES: int = Field(default=1024 * 1024, ge=1)
     MAX_REQUEST_HEADER_BYTES: int = Field(
@@ -141,8 +167,10 @@ class Settings(BaseSettings):
     )
 
     METRICS_ENABLED: bool = True
-    METRICS_ALLOWED_NETWORKS: CommaList = Field(
-        default=[], description="Networks that may read /metrics; empty allows everyone."
+    METRICS_ALLOWED_NETWORKS: CommaList | None = Field(
+        default=None,
+        description="Networks that may read /metrics; `*` allows everyone. Default: everyone, "
+        "but in production loopback and private networks only.",
     )
 
     IDEAS_BASE_URL: str = "https://www.reddit.com"
@@ -182,6 +210,12 @@ class Settings(BaseSettings):
     RATE_LIMIT_AUTH_PER_IP: str | None = Field(
         default="20/minute", description="Auth requests per client IP; `off` disables."
     )
+    RATE_LIMIT_IPV6_PREFIX: int = Field(
+        default=64,
+        ge=32,
+        le=128,
+        description="IPv6 clients share per-IP limits per network of this prefix length.",
+    )
 
     @field_validator(
         "BACKEND_CORS_ORIGINS", "ALLOWED_HOSTS", "METRICS_ALLOWED_NETWORKS", mode="before"
@@ -203,7 +237,9 @@ class Settings(BaseSettings):
 
     @field_validator("METRICS_ALLOWED_NETWORKS")
     @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
+    def _networks(cls, value: list[str] | None) -> list[str] | None:
+        if not value or value == ["*"]:
+            return value or None  # empty (say, `METRICS_ALLOWED_NETWORKS=`) is the default
         return [str(ipaddress.ip_network(network, strict=False)) for network in value]
 
     @field_validator("IDEAS_SUBREDDITS", mode="before")
@@ -258,8 +294,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_weak_secrets(self) -> Self:
         if self.ENVIRONMENT == "local":
-            if self.SECRET_KEY is None:
-                self.SECRET_KEY = SecretStr(local_secret())
+            # A missing SECRET_KEY is made at start-up (prepare_files), never at import.
             return self
         problems = []
         key = self.SECRET_KEY.get_secret_value() if self.SECRET_KEY else ""
@@ -271,13 +306,28 @@ class Settings(BaseSettings):
         password = self.FIRST_SUPERUSER_PASSWORD.get_secret_value()
         if len(password) < 8 or is_placeholder(password):
             problems.append("FIRST_SUPERUSER_PASSWORD must be set to a real password (8+ chars)")
+        if self.ENVIRONMENT == "production" and (
+            not self.ALLOWED_HOSTS or "*" in self.ALLOWED_HOSTS
+        ):
+            problems.append("ALLOWED_HOSTS must list the service's host names (no `*`)")
         if problems:
             raise ValueError(f"ENVIRONMENT={self.ENVIRONMENT}: " + "; ".join(problems))
         return self
 
+    def prepare_files(self) -> None:
+        """Start-up's file work, kept out of import: the SQLite data directory and, locally, the
+        generated secret. Run by the lifespan and by prestart; safe to run again."""
+        url = make_url(self.DATABASE_URL)
+        if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if self.ENVIRONMENT == "local" and self.SECRET_KEY is None:
+            self.SECRET_KEY = SecretStr(local_secret())
+
     @property
     def secret_key(self) -> str:
-        assert self.SECRET_KEY is not None  # set by the validator in every environment
+        if self.SECRET_KEY is None:
+            # Only local mode may lack one, until start-up has run prepare_files.
+            raise RuntimeError("SECRET_KEY is unset: run settings.prepare_files() at start-up")
         return self.SECRET_KEY.get_secret_value()
 
     @property
@@ -292,6 +342,13 @@ class Settings(BaseSettings):
         fields = {"name": self.CONTACT_NAME, "email": self.CONTACT_EMAIL, "url": self.CONTACT_URL}
         contact = {key: str(value) for key, value in fields.items() if value}
         return contact or None
+
+    @property
+    def metrics_networks(self) -> list[str]:
+        """Who may read /metrics; empty means everyone."""
+        if self.METRICS_ALLOWED_NETWORKS is None:
+            return PRIVATE_NETWORKS if self.ENVIRONMENT == "production" else []
+        return [] if self.METRICS_ALLOWED_NETWORKS == ["*"] else self.METRICS_ALLOWED_NETWORKS
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,47 +1,48 @@
-"""Rate limiting: sliding-window counters kept in memory or in Redis. No HTTP here."""
+"""Rate limiting on the `limits` package: moving windows in Redis, or in memory. No HTTP here."""
 
+import ipaddress
 import logging
 import math
 import re
-import secrets
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, MovingWindowSupport, RedisStorage
 
-from app.core.redis import create_redis
+from app.core.redis import RedisStore, RedisUnavailable
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], float]
 
+# Stricter than limits.parse, which reads "5/0minutes" as 5 per minute.
 _LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-
-# Keeps a request from hanging on an unreachable Redis; the limiter then fails open.
-REDIS_TIMEOUT_SECONDS = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """At most `amount` hits in any window of `seconds`."""
-
-    amount: int
-    seconds: int
 
 
 @lru_cache(maxsize=64)
-def parse_limit(text: str) -> RateLimit:
+def parse_limit(text: str) -> RateLimitItem:
     """Parse "20/minute", "5/15minutes", "100/hour", "1000/day"; ValueError otherwise."""
     match = _LIMIT.match(text)
     if not match or int(match[1]) < 1 or (match[2] and int(match[2]) < 1):
         raise ValueError(f"invalid rate limit {text!r}; expected e.g. '20/minute' or '5/15minutes'")
-    return RateLimit(int(match[1]), int(match[2] or 1) * _UNIT_SECONDS[match[3].lower()])
+    return parse(text)
+
+
+# Cached: parsing an address costs more than the rest of a memory hit, on every request.
+@lru_cache(maxsize=4096)
+def client_network(host: str, ipv6_prefix: int) -> str:
+    """The key a client's per-IP limits count under: IPv4 as is, IPv4-mapped IPv6 as its IPv4,
+    other IPv6 as its /ipv6_prefix network. Anything else (a test client's name) as is."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
+    return str(address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,157 +59,67 @@ class RateLimitResult:
         return 0 if self.allowed else max(1, math.ceil(self.reset_after))
 
 
-class RateLimitBackendError(Exception):
-    """The store behind the limiter did not answer."""
-
-
-class Backend(Protocol):
-    async def hit(self, key: str, limit: RateLimit) -> RateLimitResult: ...
-
-    async def reset(self, key: str) -> None: ...
-
-    async def aclose(self) -> None: ...
-
-
-class MemoryBackend:
-    """Counts for one process: the default, and right for a single instance."""
-
-    SWEEP_EVERY = 1024
-
-    def __init__(self, clock: Clock = time.monotonic) -> None:
-        self._clock = clock
-        self._hits: dict[str, tuple[int, deque[float]]] = {}
-        self._calls = 0
-
-    async def hit(self, key: str, limit: RateLimit) -> RateLimitResult:
-        # No await in here: on one event loop the check and the count cannot interleave.
-        now = self._clock()
-        self._calls += 1
-        if self._calls % self.SWEEP_EVERY == 0:
-            self._sweep(now)
-        _, hits = self._hits.setdefault(key, (limit.seconds, deque()))
-        while hits and hits[0] <= now - limit.seconds:
-            hits.popleft()
-        allowed = len(hits) < limit.amount
-        if allowed:
-            hits.append(now)
-        self._hits[key] = (limit.seconds, hits)
-        reset_after = hits[0] + limit.seconds - now if hits else 0.0
-        return RateLimitResult(allowed, limit.amount, limit.amount - len(hits), reset_after)
-
-    async def reset(self, key: str) -> None:
-        self._hits.pop(key, None)
-
-    async def aclose(self) -> None:
-        self._hits.clear()
-
-    def _sweep(self, now: float) -> None:
-        """Forget keys with no hit left in their window, so memory follows the active keys."""
-        stale = [
-            k for k, (window, hits) in self._hits.items() if not hits or hits[-1] <= now - window
-        ]
-        for key in stale:
-            del self._hits[key]
-
-
-# One sorted set per key, scored by hit time in milliseconds. The server's clock is used unless
-# a time is passed, so every instance agrees on the window.
-_HIT_SCRIPT = """
-local amount = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-if not now then
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-local allowed = 0
-if count < amount then
-    redis.call('ZADD', KEYS[1], now, ARGV[4])
-    redis.call('PEXPIRE', KEYS[1], window)
-    count = count + 1
-    allowed = 1
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local reset = 0
-if oldest[2] then
-    reset = tonumber(oldest[2]) + window - now
-end
-return {allowed, count, reset}
-"""
-
-
-class RedisBackend:
-    """Counts in Redis, so several app instances share one budget per key."""
-
-    def __init__(self, client: "Redis", clock: Clock | None = None) -> None:
-        self._client = client
-        self._clock = clock
-        self._script = client.register_script(_HIT_SCRIPT)
-
-    @classmethod
-    def from_url(cls, url: str, clock: Clock | None = None) -> "RedisBackend":
-        return cls(create_redis(url, timeout=REDIS_TIMEOUT_SECONDS), clock)
-
-    async def hit(self, key: str, limit: RateLimit) -> RateLimitResult:
-        now = "" if self._clock is None else str(int(self._clock() * 1000))
-        try:
-            allowed, count, reset_ms = await self._script(
-                keys=[key],
-                args=[limit.amount, limit.seconds * 1000, now, secrets.token_hex(8)],
-            )
-        except (RedisError, OSError) as exc:
-            raise RateLimitBackendError(type(exc).__name__) from exc
-        return RateLimitResult(
-            allowed=bool(allowed),
-            limit=limit.amount,
-            remaining=limit.amount - int(count),
-            reset_after=int(reset_ms) / 1000,
-        )
-
-    async def reset(self, key: str) -> None:
-        try:
-            await self._client.delete(key)
-        except (RedisError, OSError) as exc:
-            raise RateLimitBackendError(type(exc).__name__) from exc
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+@lru_cache(maxsize=4096)
+def _window_key(item: RateLimitItem, key: str) -> str:
+    # limits builds the key from strings on every call; cached, a hit costs about half.
+    return item.key_for(key)
 
 
 class RateLimiter:
     """`hit(key, limit)` counts one request and says whether it may go ahead.
 
-    If the store fails, the request is allowed and a warning logged: throttling must not turn a
-    Redis outage into an outage of the whole service.
+    Counts are moving windows in `limits`' storages: in Redis when the app has it, so every
+    instance shares one budget per key. While Redis fails (see RedisStore's breaker) they are
+    kept in this process's memory instead: a Redis outage neither stops the service nor turns
+    the limits off.
     """
 
-    def __init__(self, backend: Backend | None = None, *, prefix: str = "ratelimit:") -> None:
-        self.backend: Backend = backend or MemoryBackend()
-        self.prefix = prefix
+    def __init__(self, redis: RedisStore | None = None) -> None:
+        self._memory = MemoryStorage()
+        self._store = redis
+        self._redis: RedisStorage | None = None
+        if redis is not None:
+            # limits makes its client on the app's connection pool: one set of connections.
+            self._redis = RedisStorage(
+                "async+redis://",
+                implementation="redispy",
+                key_prefix=redis.key("ratelimit"),
+                # limits types its options as scalars; the pool is passed to redis-py as is.
+                connection_pool=redis.client.connection_pool,  # type: ignore[arg-type]
+            )
 
-    @classmethod
-    def from_url(cls, redis_url: str | None, *, prefix: str = "ratelimit:") -> "RateLimiter":
-        """In Redis when a URL is given, else in this process's memory."""
-        backend = RedisBackend.from_url(redis_url) if redis_url else MemoryBackend()
-        return cls(backend, prefix=prefix)
+    def _shared(self) -> RedisStorage | None:
+        if self._redis is not None and self._store is not None and self._store.available:
+            return self._redis
+        return None
 
-    async def hit(self, key: str, limit: RateLimit | str) -> RateLimitResult:
-        if isinstance(limit, str):
-            limit = parse_limit(limit)
-        try:
-            return await self.backend.hit(self.prefix + key, limit)
-        except RateLimitBackendError as exc:
-            logger.warning("rate limiter unavailable, allowing the request: %s", exc)
-            return RateLimitResult(True, limit.amount, limit.amount, 0.0)
+    async def hit(self, key: str, limit: str) -> RateLimitResult:
+        item = parse_limit(limit)
+        window_key = _window_key(item, key)
+        if (shared := self._shared()) is not None and self._store is not None:
+            try:
+                async with self._store.call():
+                    return await self._hit(shared, item, window_key)
+            except RedisUnavailable as exc:
+                logger.warning("rate limiter counting in memory: %s", exc)
+        return await self._hit(self._memory, item, window_key)
 
-    async def reset(self, key: str) -> None:
+    @staticmethod
+    async def _hit(storage: MovingWindowSupport, item: RateLimitItem, key: str) -> RateLimitResult:
+        # The storage API, not limits' strategy class, which builds the key twice per hit.
+        expiry = item.get_expiry()
+        allowed = await storage.acquire_entry(key, item.amount, expiry)
+        window_start, count = await storage.get_moving_window(key, item.amount, expiry)
+        reset_after = max(0.0, window_start + expiry - time.time()) if count else 0.0
+        return RateLimitResult(allowed, item.amount, max(0, item.amount - count), reset_after)
+
+    async def reset(self, key: str, limit: str) -> None:
         """Forget every hit counted for the key (for example after a successful login)."""
-        try:
-            await self.backend.reset(self.prefix + key)
-        except RateLimitBackendError as exc:
-            logger.warning("rate limiter unavailable, nothing reset: %s", exc)
-
-    async def aclose(self) -> None:
-        await self.backend.aclose()
+        window_key = _window_key(parse_limit(limit), key)
+        await self._memory.clear(window_key)
+        if (shared := self._shared()) is not None and self._store is not None:
+            try:
+                async with self._store.call():
+                    await shared.clear(window_key)
+            except RedisUnavailable as exc:
+                logger.warning("rate limiter could not reset in Redis: %s", exc)

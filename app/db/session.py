@@ -4,7 +4,6 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import ScalarResult, Select, event
@@ -54,8 +53,7 @@ def make_engine(url: str, config: Settings = settings) -> AsyncEngine:
     """Create an engine for a URL: SQLite gets pragmas on every connection, PostgreSQL a pool."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # The data directory is made at start-up (Settings.prepare_files), not here at import.
         engine = create_async_engine(url)
         _sqlite_setup(engine, config.SQLITE_BUSY_TIMEOUT_MS)
         return engine

@@ -8,8 +8,12 @@ Check = Literal["up", "down"]
 
 
 class Readiness(BaseModel):
-    """What /readyz answers, ready (200) or not (503)."""
+    """What /readyz answers: ready (200) or not (503), by the database alone."""
 
     status: Literal["ok", "unavailable"]
     database: Check
-    redis: Check | None = Field(default=None, description="Only when REDIS_URL is set.")
+    redis: Literal["up", "degraded"] | None = Field(
+        default=None,
+        description="Only when REDIS_URL is set; degraded (caches miss, limits count in memory) "
+        "does not make the instance unready.",
+    )

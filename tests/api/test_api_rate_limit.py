@@ -1,27 +1,29 @@
-"""The global per-IP API limit: RateLimit-* headers, 429 with Retry-After, one budget per IP."""
+"""Per-IP limits: RateLimit-* headers, 429 with Retry-After, one budget per IP (IPv6: per /64),
+budgets for the page and /readyz too."""
 
 import secrets
 from contextlib import AsyncExitStack
 
+import httpx2
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.config import Settings, settings
 from app.main import create_app
-from tests.utils.utils import open_client
+from tests.utils.utils import Configure, open_client, serve_session
 
 RECIPES = "/api/v1/recipes"
 
 
 @pytest.fixture
-def three_per_minute(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(settings, "RATE_LIMIT_DEFAULT", "3/minute")
+def three_per_minute(configure: Configure) -> None:
+    configure(RATE_LIMIT_DEFAULT="3/minute")
 
 
 @pytest.mark.usefixtures("three_per_minute")
 async def test_api_limit_trips_with_headers(db: AsyncSession) -> None:
     async with AsyncExitStack() as stack:
-        c = await open_client(stack, create_app(Settings(_env_file=None)), db)
+        c = await open_client(stack, create_app(), db)
         allowed = [await c.get(RECIPES) for _ in range(3)]
         refused = await c.get(RECIPES)
         health = await c.get("/healthz")
@@ -39,21 +41,21 @@ async def test_api_limit_trips_with_headers(db: AsyncSession) -> None:
 
 async def test_api_limit_off_by_setting(db: AsyncSession) -> None:
     async with AsyncExitStack() as stack:
-        c = await open_client(stack, create_app(Settings(_env_file=None)), db)
+        c = await open_client(stack, create_app(), db)
         responses = [await c.get(RECIPES) for _ in range(5)]
     assert {r.status_code for r in responses} == {200}
     assert "ratelimit-limit" not in responses[0].headers
 
 
 @pytest.mark.usefixtures("three_per_minute")
-async def test_two_instances_share_one_budget_in_redis(db: AsyncSession, redis_url: str) -> None:
+async def test_two_instances_share_one_budget_in_redis(
+    db: AsyncSession, redis_url: str, configure: Configure
+) -> None:
     # A prefix of its own on the shared Redis; the counters expire with their window.
-    config = Settings(
-        _env_file=None, REDIS_URL=redis_url, REDIS_KEY_PREFIX=f"test-{secrets.token_hex(6)}:"
-    )
+    configure(REDIS_URL=redis_url, REDIS_KEY_PREFIX=f"test-{secrets.token_hex(6)}:")
     async with AsyncExitStack() as stack:
-        first = await open_client(stack, create_app(config), db)
-        second = await open_client(stack, create_app(config), db)
+        first = await open_client(stack, create_app(), db)
+        second = await open_client(stack, create_app(), db)
         statuses = [
             (await first.get(RECIPES)).status_code,
             (await second.get(RECIPES)).status_code,
@@ -61,3 +63,46 @@ async def test_two_instances_share_one_budget_in_redis(db: AsyncSession, redis_u
             (await second.get(RECIPES)).status_code,
         ]
     assert statuses == [200, 200, 200, 429]
+
+
+async def _status_from(app: FastAPI, host: str, method: str, path: str) -> int:
+    transport = httpx2.ASGITransport(app=app, client=(host, 40000))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:
+        return (await c.request(method, path)).status_code
+
+
+async def test_ipv6_addresses_of_one_network_share_one_budget(
+    db: AsyncSession, configure: Configure
+) -> None:
+    configure(RATE_LIMIT_AUTH_PER_IP="20/minute")
+    app = create_app()
+    serve_session(app, db)
+    refresh = "/api/v1/auth/refresh"
+    # 25 addresses of one /64, as one host can hold: one budget of 20 between them.
+    codes = [
+        await _status_from(app, f"2001:db8:7:1:{n:x}::{n + 1:x}", "POST", refresh)
+        for n in range(25)
+    ]
+    assert codes.count(429) == 5
+    assert codes[:20] == [codes[0]] * 20
+    assert codes[0] != 429
+    # Another /64 has its own budget; an IPv4-mapped address counts as its IPv4.
+    assert await _status_from(app, "2001:db8:7:2::1", "POST", refresh) != 429
+    for _ in range(20):
+        await _status_from(app, "::ffff:198.51.100.7", "POST", refresh)
+    assert await _status_from(app, "198.51.100.7", "POST", refresh) == 429
+
+
+async def test_page_and_readyz_have_a_budget(db: AsyncSession, configure: Configure) -> None:
+    configure(RATE_LIMIT_DEFAULT="3/minute")
+    async with AsyncExitStack() as stack:
+        c = await open_client(stack, create_app(), db)
+        pages = [(await c.get("/", params={"q": "soup"})).status_code for _ in range(4)]
+        probes = [(await c.get("/readyz")).status_code for _ in range(4)]
+        api = await c.get(RECIPES)
+        health = await c.get("/healthz")
+    assert pages == [200, 200, 200, 429]
+    # Counted apart from the page and the API: a busy client cannot fail a readiness probe.
+    assert probes == [200, 200, 200, 429]
+    assert api.status_code == 200
+    assert health.status_code == 200

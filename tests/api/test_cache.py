@@ -1,19 +1,23 @@
-"""Redis cache-aside for single recipes, shared by two app instances; readiness reports Redis."""
+"""Redis cache-aside for single recipes, shared by two app instances; a Redis failure is not an
+outage: readiness reports it, requests stay prompt, limits count in memory."""
 
 import secrets
-from collections.abc import AsyncIterator
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 
 import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.config import Settings
 from app.core.redis import create_redis
 from app.main import create_app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
-from tests.utils.utils import auth_headers, open_client
+from tests.utils.utils import Configure, auth_headers, free_port, open_client
+
+LOGIN = "/api/v1/auth/login"
 
 
 @pytest.fixture
@@ -21,7 +25,7 @@ async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test's own on the shared Redis, deleted afterwards."""
     prefix = f"test-{secrets.token_hex(6)}:"
     yield prefix
-    client = create_redis(redis_url)
+    client = create_redis(redis_url, timeout=1.0)
     try:
         keys = [key async for key in client.scan_iter(f"{prefix}*")]
         if keys:
@@ -30,23 +34,21 @@ async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
         await client.aclose()
 
 
-async def _instance(
-    stack: AsyncExitStack, settings: Settings, db: AsyncSession
-) -> httpx2.AsyncClient:
-    return await open_client(stack, create_app(settings), db)
+async def _instance(stack: AsyncExitStack, db: AsyncSession) -> httpx2.AsyncClient:
+    return await open_client(stack, create_app(), db)
 
 
 async def test_two_instances_never_serve_a_stale_recipe(
-    db: AsyncSession, normal_user: User, redis_url: str, redis_prefix: str
+    configure: Configure, db: AsyncSession, normal_user: User, redis_url: str, redis_prefix: str
 ) -> None:
-    settings = Settings(_env_file=None, REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
+    configure(REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
     recipe = await create_random_recipe(db, submitter_id=normal_user.id, label="Before")
     path = f"/api/v1/recipes/{recipe.id}"
     async with AsyncExitStack() as stack:
-        first = await _instance(stack, settings, db)
-        second = await _instance(stack, settings, db)
+        first = await _instance(stack, db)
+        second = await _instance(stack, db)
         assert (await first.get(path)).json()["label"] == "Before"
-        redis = create_redis(redis_url)
+        redis = create_redis(redis_url, timeout=1.0)
         try:
             assert await redis.get(f"{redis_prefix}recipe:{recipe.id}") is not None
             patched = await second.patch(
@@ -64,14 +66,14 @@ async def test_two_instances_never_serve_a_stale_recipe(
 
 
 async def test_cache_serves_hits_without_the_database(
-    db: AsyncSession, normal_user: User, redis_url: str, redis_prefix: str
+    configure: Configure, db: AsyncSession, normal_user: User, redis_url: str, redis_prefix: str
 ) -> None:
-    settings = Settings(_env_file=None, REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
+    configure(REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
     recipe = await create_random_recipe(db, submitter_id=normal_user.id, label="Cached")
     async with AsyncExitStack() as stack:
-        client = await _instance(stack, settings, db)
+        client = await _instance(stack, db)
         await client.get(f"/api/v1/recipes/{recipe.id}")
-        redis = create_redis(redis_url)
+        redis = create_redis(redis_url, timeout=1.0)
         try:
             key = f"{redis_prefix}recipe:{recipe.id}"
             cached = await redis.get(key)
@@ -82,27 +84,28 @@ async def test_cache_serves_hits_without_the_database(
         assert (await client.get(f"/api/v1/recipes/{recipe.id}")).json()["label"] == "FromRedis"
 
 
-@pytest.mark.parametrize(
-    ("reachable", "status", "state"), [(True, 200, "up"), (False, 503, "down")]
-)
+@pytest.mark.parametrize(("reachable", "state"), [(True, "up"), (False, "degraded")])
 async def test_readyz_reports_redis(
-    db: AsyncSession, redis_url: str, reachable: bool, status: int, state: str
+    configure: Configure, db: AsyncSession, redis_url: str, reachable: bool, state: str
 ) -> None:
+    # Redis down is not unready: 200, reported in the body (it was 503 before).
     url = redis_url if reachable else "redis://127.0.0.1:1/0"
-    settings = Settings(_env_file=None, REDIS_URL=url)
+    configure(REDIS_URL=url)
     async with AsyncExitStack() as stack:
-        client = await _instance(stack, settings, db)
+        client = await _instance(stack, db)
         response = await client.get("/readyz")
-    assert response.status_code == status
-    assert response.json()["redis"] == state
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "up", "redis": state}
     assert response.json()["database"] == "up"
 
 
-async def test_redis_outage_degrades_to_database_reads(db: AsyncSession, normal_user: User) -> None:
-    settings = Settings(_env_file=None, REDIS_URL="redis://127.0.0.1:1/0")
+async def test_redis_outage_degrades_to_database_reads(
+    configure: Configure, db: AsyncSession, normal_user: User
+) -> None:
+    configure(REDIS_URL="redis://127.0.0.1:1/0")
     recipe = await create_random_recipe(db, submitter_id=normal_user.id)
     async with AsyncExitStack() as stack:
-        client = await _instance(stack, settings, db)
+        client = await _instance(stack, db)
         response = await client.get(f"/api/v1/recipes/{recipe.id}")
         patched = await client.patch(
             f"/api/v1/recipes/{recipe.id}",
@@ -111,3 +114,54 @@ async def test_redis_outage_degrades_to_database_reads(db: AsyncSession, normal_
         )
     assert response.status_code == 200
     assert patched.status_code == 200
+
+
+@pytest.fixture
+def silent_redis_url() -> Iterator[str]:
+    """A "Redis" that accepts connections (the kernel completes the handshake), reads nothing
+    and never answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        yield f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+
+
+@pytest.mark.parametrize("failure", ["down", "silent"])
+async def test_redis_failure_is_not_an_outage(
+    configure: Configure,
+    db: AsyncSession,
+    normal_user: User,
+    silent_redis_url: str,
+    failure: str,
+) -> None:
+    url = silent_redis_url if failure == "silent" else f"redis://127.0.0.1:{free_port()}/0"
+    configure(
+        REDIS_URL=url,
+        RATE_LIMIT_DEFAULT="100/minute",
+        RATE_LIMIT_LOGIN_FAILURES="2/15minutes",
+    )
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id)
+    path = f"/api/v1/recipes/{recipe.id}"
+    async with AsyncExitStack() as stack:
+        client = await _instance(stack, db)
+        started = time.perf_counter()
+        first = await client.get(path)
+        first_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        reads = [await client.get(path) for _ in range(5)]
+        reads_seconds = time.perf_counter() - started
+        ready = await client.get("/readyz")
+        wrong = {"username": normal_user.email, "password": "not-the-password"}
+        logins = [(await client.post(LOGIN, data=wrong)).status_code for _ in range(3)]
+    assert {r.status_code for r in [first, *reads]} == {200}
+    # The rate limit, the cache read and the cache write share one budget (0.25 s) instead of
+    # waiting about a second each (3 s a read before); then the breaker skips Redis for the
+    # cool-down. Bounds leave room for a loaded CI machine.
+    assert first_seconds < 1.5
+    assert reads_seconds < 1.0
+    assert reads[-1].headers["ratelimit-remaining"] == "94"  # counted in memory meanwhile
+    # Ready: the database answers; Redis is reported, not required.
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "database": "up", "redis": "degraded"}
+    # The per-account login limit counts in memory: it does not fail open.
+    assert logins == [401, 401, 429]

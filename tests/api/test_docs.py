@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__
 from app.api.deps import CurrentUser, SessionDep
-from app.core.config import Settings
 from app.main import app, create_app
-from tests.utils.utils import serve_session
+from tests.utils.utils import Configure, serve_session
 
 ROOT = Path(__file__).resolve().parents[2]
 ERROR_REF = "#/components/schemas/ErrorDetail"
@@ -30,19 +29,16 @@ ASSETS = {
 }
 
 
-def make_settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)
-
-
-ClientFor = Callable[[Settings], httpx2.AsyncClient]
+ClientFor = Callable[..., httpx2.AsyncClient]
 
 
 @pytest.fixture
-def client_for(db: AsyncSession) -> ClientFor:
-    """A client for an app made from the given settings, on the test's session."""
+def client_for(db: AsyncSession, configure: Configure) -> ClientFor:
+    """A client for an app made with the given settings changed, on the test's session."""
 
-    def make(settings: Settings) -> httpx2.AsyncClient:
-        new_app = create_app(settings)
+    def make(**values: Any) -> httpx2.AsyncClient:
+        configure(**values)
+        new_app = create_app()
         serve_session(new_app, db)
         return httpx2.AsyncClient(
             transport=httpx2.ASGITransport(app=new_app), base_url="http://test"
@@ -96,9 +92,9 @@ async def test_docs_assets_are_served(
 
 @pytest.mark.parametrize("path", [*DOC_PAGES, "/openapi.json", *ASSETS])
 async def test_docs_disabled_answers_404(client_for: ClientFor, path: str) -> None:
-    async with client_for(make_settings(DOCS_ENABLED=False)) as c:
+    async with client_for(DOCS_ENABLED=False) as c:
         assert (await c.get(path)).status_code == 404
-    async with client_for(make_settings(DOCS_ENABLED=True)) as c:
+    async with client_for(DOCS_ENABLED=True) as c:
         assert (await c.get(path)).status_code == 200
 
 
@@ -106,7 +102,7 @@ async def test_docs_disabled_answers_404(client_for: ClientFor, path: str) -> No
 async def test_page_links_to_the_docs_only_when_they_are_on(
     client_for: ClientFor, enabled: bool
 ) -> None:
-    async with client_for(make_settings(DOCS_ENABLED=enabled)) as c:
+    async with client_for(DOCS_ENABLED=enabled) as c:
         page = (await c.get("/")).text
     assert ('href="/docs"' in page) is enabled
     assert ('href="/redoc"' in page) is enabled
@@ -118,15 +114,15 @@ async def test_openapi_document_is_a_valid_spec(client: httpx2.AsyncClient) -> N
     assert spec["openapi"].startswith("3.1")
 
 
-def test_openapi_info_comes_from_settings_and_the_package_version() -> None:
-    settings = make_settings(
+def test_openapi_info_comes_from_settings_and_the_package_version(configure: Configure) -> None:
+    configure(
         PROJECT_NAME="Cookbook",
         PROJECT_DESCRIPTION="All the *recipes*.",
         CONTACT_NAME="Kitchen",
         CONTACT_EMAIL="kitchen@example.com",
         CONTACT_URL="https://example.com/kitchen",
     )
-    info = create_app(settings).openapi()["info"]
+    info = create_app().openapi()["info"]
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert info == {
         "title": "Cookbook",
@@ -139,7 +135,8 @@ def test_openapi_info_comes_from_settings_and_the_package_version() -> None:
         "version": pyproject["project"]["version"],
     }
     assert __version__ == pyproject["project"]["version"]
-    bare = create_app(make_settings(CONTACT_NAME=None)).openapi()["info"]
+    configure(CONTACT_NAME=None, CONTACT_EMAIL=None, CONTACT_URL=None)
+    bare = create_app().openapi()["info"]
     assert "contact" not in bare
 
 
@@ -231,7 +228,7 @@ class IdeaCreate(BaseModel):
 
 def test_openapi_completes_routes_that_declare_nothing() -> None:
     """A route merged later without docstring, tag notes or error responses is completed."""
-    new_app = create_app(make_settings())
+    new_app = create_app()
     router = APIRouter(prefix="/notes", tags=["notes"])
 
     async def create_idea(_: SessionDep, __: CurrentUser, idea: IdeaCreate) -> IdeaCreate:

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import exc as sa_exc
 
 from app.main import create_app
-from tests.api.test_middleware import make_settings
 
 
 def _dbapi_error(orig: Exception, *, invalidated: bool = False) -> sa_exc.DBAPIError:
@@ -53,7 +52,7 @@ class DriverError(Exception):
 async def test_dbapi_error_is_503_only_when_the_database_is_unavailable(
     error: sa_exc.DBAPIError, expected: int
 ) -> None:
-    app = create_app(make_settings())
+    app = create_app()
 
     async def fail() -> None:
         raise error

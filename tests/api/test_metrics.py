@@ -6,8 +6,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from app.core.config import Settings
 from app.main import create_app
+from tests.utils.utils import Configure
 
 
 def _value(text: str, name: str, **labels: str) -> float:
@@ -38,8 +38,8 @@ async def test_metrics_count_requests_by_route_template(client: httpx2.AsyncClie
     assert "db_pool_connections_in_use" in text
 
 
-def _app(**values: Any) -> httpx2.AsyncClient:
-    app = create_app(Settings(_env_file=None, **values))
+def _app() -> httpx2.AsyncClient:
+    app = create_app()
     return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://test")
 
 
@@ -51,6 +51,9 @@ def _app(**values: Any) -> httpx2.AsyncClient:
         ({"METRICS_ALLOWED_NETWORKS": "10.0.0.0/8,127.0.0.0/8"}, 200),
     ],
 )
-async def test_metrics_can_be_disabled_or_restricted(values: dict[str, Any], status: int) -> None:
-    async with _app(**values) as c:
+async def test_metrics_can_be_disabled_or_restricted(
+    configure: Configure, values: dict[str, Any], status: int
+) -> None:
+    configure(**values)
+    async with _app() as c:
         assert (await c.get("/metrics")).status_code == status

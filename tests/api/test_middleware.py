@@ -3,25 +3,19 @@
 import gzip
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx2
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.config import Settings
 from app.db.session import write_intent
 from app.main import create_app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
-from tests.utils.utils import auth_headers, serve_session
+from tests.utils.utils import Configure, auth_headers, serve_session
 
 RECIPES = "/api/v1/recipes"
-
-
-def make_settings(**values: Any) -> Settings:
-    return Settings(_env_file=None, **values)
 
 
 async def _client_for(app: FastAPI, db: AsyncSession) -> httpx2.AsyncClient:
@@ -77,13 +71,16 @@ async def test_csp_is_strict_for_json_and_the_page_and_relaxed_for_docs(
 
 
 @pytest.mark.parametrize(("environment", "hsts"), [("local", False), ("production", True)])
-async def test_hsts_only_in_staging_and_production(environment: str, hsts: bool) -> None:
-    settings = make_settings(
+async def test_hsts_only_in_staging_and_production(
+    configure: Configure, environment: str, hsts: bool
+) -> None:
+    configure(
         ENVIRONMENT=environment,
+        ALLOWED_HOSTS="test",
         SECRET_KEY="s" * 16 + "Zq8Xw2Lp5Rt7Vy9B",
         FIRST_SUPERUSER_PASSWORD="a-real-admin-password",
     )
-    transport = httpx2.ASGITransport(app=create_app(settings))
+    transport = httpx2.ASGITransport(app=create_app())
     async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:
         response = await c.get("/healthz")
     assert ("strict-transport-security" in response.headers) is hsts
@@ -103,8 +100,11 @@ async def test_large_responses_are_gzipped(
     assert gzip.compress(response.content)
 
 
-async def test_body_over_limit_is_413(db: AsyncSession, normal_user: User) -> None:
-    app = create_app(make_settings(MAX_REQUEST_BODY_BYTES=64))
+async def test_body_over_limit_is_413(
+    configure: Configure, db: AsyncSession, normal_user: User
+) -> None:
+    configure(MAX_REQUEST_BODY_BYTES=64)
+    app = create_app()
     async with await _client_for(app, db) as c:
         headers = auth_headers(normal_user.id) | {"content-type": "application/json"}
         declared = await c.post(RECIPES, content=b"x" * 65, headers=headers)
@@ -125,7 +125,7 @@ async def test_body_over_limit_is_413(db: AsyncSession, normal_user: User) -> No
 async def test_unhandled_error_is_500_with_request_id_and_logged_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = create_app(make_settings())
+    app = create_app()
 
     async def boom() -> None:
         raise RuntimeError("secret internals")
@@ -190,7 +190,7 @@ async def test_authenticated_and_personal_reads_are_never_public(
     ("method", "intent"), [("GET", False), ("HEAD", False), ("POST", True), ("DELETE", True)]
 )
 async def test_requests_that_may_write_carry_write_intent(method: str, intent: bool) -> None:
-    app = create_app(make_settings())
+    app = create_app()
     seen: list[bool] = []
 
     async def probe() -> None:

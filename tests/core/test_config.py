@@ -1,16 +1,30 @@
 """Settings: fail-fast outside local mode, list parsing, the persisted local secret."""
 
 import multiprocessing
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from app.core.config import Settings, is_placeholder, local_secret, normalize_database_url
+from app.core.config import (
+    PRIVATE_NETWORKS,
+    Settings,
+    is_placeholder,
+    local_secret,
+    normalize_database_url,
+)
 
+ROOT = Path(__file__).resolve().parents[2]
 STRONG_SECRET = "k" * 20 + "Q7r9ZpX2mW4vN8tB1cD5"
-GOOD = {"SECRET_KEY": STRONG_SECRET, "FIRST_SUPERUSER_PASSWORD": "a-real-admin-password"}
+GOOD = {
+    "SECRET_KEY": STRONG_SECRET,
+    "FIRST_SUPERUSER_PASSWORD": "a-real-admin-password",
+    "ALLOWED_HOSTS": "api.example.com",
+}
 
 
 def make(**values: Any) -> Settings:
@@ -37,17 +51,80 @@ def test_settings_accept_strong_values_in_production() -> None:
     assert settings.secret_key == STRONG_SECRET
 
 
+@pytest.mark.parametrize("hosts", ["*", "", "api.example.com,*"])
+def test_production_refuses_to_start_without_a_host_list(hosts: str) -> None:
+    with pytest.raises(ValidationError, match="ALLOWED_HOSTS must list"):
+        make(**(GOOD | {"ENVIRONMENT": "production", "ALLOWED_HOSTS": hosts}))
+    # Elsewhere `*` stays the default and the same values start.
+    make(**(GOOD | {"ENVIRONMENT": "staging", "ALLOWED_HOSTS": hosts}))
+
+
+@pytest.mark.parametrize(
+    ("environment", "value", "networks"),
+    [
+        ("production", None, PRIVATE_NETWORKS),
+        ("production", "", PRIVATE_NETWORKS),
+        ("production", "*", []),
+        ("production", "10.1.0.0/16", ["10.1.0.0/16"]),
+        ("staging", None, []),
+        ("staging", "192.168.1.7", ["192.168.1.7/32"]),
+    ],
+)
+def test_metrics_networks_default_to_private_in_production(
+    environment: str, value: str | None, networks: list[str]
+) -> None:
+    values = GOOD | {"ENVIRONMENT": environment}
+    if value is not None:
+        values["METRICS_ALLOWED_NETWORKS"] = value
+    assert make(**values).metrics_networks == networks
+
+
 def test_settings_local_mode_starts_with_no_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     first = make(ENVIRONMENT="local", SECRET_KEY=None, FIRST_SUPERUSER_PASSWORD="changethis")
     second = make(ENVIRONMENT="local", SECRET_KEY=None)
+    # Validating settings touches no file; start-up does.
+    assert not (tmp_path / "data").exists()
+    with pytest.raises(RuntimeError, match="prepare_files"):
+        _ = first.secret_key
+    first.prepare_files()
+    second.prepare_files()
     assert len(first.secret_key) >= 32
     assert first.secret_key == second.secret_key
     secret_file = tmp_path / "data" / ".secret_key"
     assert secret_file.read_text() == first.secret_key
     assert secret_file.stat().st_mode & 0o077 == 0
+
+
+def test_prepare_files_makes_the_sqlite_directory_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    make(**GOOD, DATABASE_URL="sqlite:///./nested/dir/app.db").prepare_files()
+    assert (tmp_path / "nested" / "dir").is_dir()
+    assert not (tmp_path / "nested" / "dir" / "app.db").exists()
+    make(**GOOD, DATABASE_URL="postgresql://u@127.0.0.1/x").prepare_files()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nested"]
+
+
+def test_importing_the_app_writes_no_file(tmp_path: Path) -> None:
+    """A fresh interpreter in an empty directory, local mode with no secret: import only."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"SECRET_KEY", "DATABASE_URL", "ENVIRONMENT"}
+    }
+    env["PYTHONPATH"] = str(ROOT)
+    subprocess.run(
+        [sys.executable, "-c", "import app.main, app.prestart"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def _secret_in_process(path: str, queue: "multiprocessing.Queue[str]") -> None:
@@ -123,6 +200,7 @@ def test_env_example_loads_in_local_mode(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(tmp_path)
     settings = Settings(_env_file=example)
     assert settings.ENVIRONMENT == "local"
+    settings.prepare_files()
     assert len(settings.secret_key) >= 32
     documented = {
         line.lstrip("# ").split("=", 1)[0]

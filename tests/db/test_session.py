@@ -35,7 +35,8 @@ from tests.utils.user import create_random_user
 
 
 async def test_sqlite_connections_get_pragmas(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/nested/dir/app.db")
+    # The directory is made at start-up (Settings.prepare_files), not by the engine.
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/app.db")
     try:
         async with engine.connect() as conn:
             pragmas = {
@@ -49,7 +50,7 @@ async def test_sqlite_connections_get_pragmas(tmp_path: Path) -> None:
         "journal_mode": "wal",
         "busy_timeout": settings.SQLITE_BUSY_TIMEOUT_MS,
     }
-    assert (tmp_path / "nested" / "dir" / "app.db").exists()
+    assert (tmp_path / "app.db").exists()
 
 
 def test_postgres_engine_has_a_sized_pre_pinged_pool() -> None:

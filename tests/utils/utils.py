@@ -2,7 +2,7 @@
 
 import secrets
 import socket
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx2
@@ -12,8 +12,12 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionFactory, get_session_factory
+from app.core.config import Settings
 from app.core.security import SCOPE_RECIPES_WRITE, create_access_token
 from app.db.session import ReadSession, get_db, get_read_db, request_transaction
+
+# The `configure` fixture: change settings for one test, then build apps with create_app().
+Configure = Callable[..., Settings]
 
 
 def random_lower_string(length: int = 16) -> str:

@@ -18,7 +18,7 @@ from app.api.api_v1.endpoints.auth import RECOVERY_MESSAGE
 from app.api.deps import get_rate_limiter
 from app.core import security
 from app.core.config import settings
-from app.core.rate_limit import MemoryBackend, RateLimiter
+from app.core.rate_limit import RateLimiter
 from app.core.security import create_access_token
 from app.main import app
 from app.models import User
@@ -687,7 +687,8 @@ def clock() -> FakeClock:
 @pytest.fixture
 def limits(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
     """Turn rate limits on for one test, counting on a fresh limiter with a hand-moved clock."""
-    limiter = RateLimiter(MemoryBackend(clock=clock))
+    clock.install(monkeypatch)
+    limiter = RateLimiter()
     app.dependency_overrides[get_rate_limiter] = lambda: limiter
 
     def turn_on(*, per_ip: str | None = None, login_failures: str | None = None) -> None:
@@ -716,7 +717,8 @@ async def test_login_failures_per_account_trip_and_recover(
     # Other accounts are not affected.
     other = await client.post(LOGIN, data={"username": random_email(), "password": "x-x-x-x-x"})
     assert other.status_code == 401
-    clock.advance(15 * 60)
+    # limits counts a hit exactly one window old as still inside it.
+    clock.advance(15 * 60 + 0.001)
     assert (await client.post(LOGIN, data=right)).status_code == 200
     # A success clears the count: three more failures are allowed before the lock.
     assert [(await client.post(LOGIN, data=wrong)).status_code for _ in range(4)] == [
@@ -762,7 +764,7 @@ async def test_auth_requests_per_ip_trip_and_recover(
     assert refused.headers["retry-after"] == "60"
     # Reads are not auth requests and are never counted here.
     assert (await client.get(RECIPES)).status_code == 200
-    clock.advance(60)
+    clock.advance(60.001)
     assert (await client.post(LOGIN, data=form)).status_code == 401
 
 
