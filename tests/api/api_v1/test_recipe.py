@@ -1,19 +1,23 @@
 """Recipe endpoints: listing, search, reads and owner-only writes."""
 
+import asyncio
 from typing import Any
 
 import httpx2
 import pytest
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from app import crud
+from app.api.deps import get_cache
 from app.crud.pagination import MAX_ID, encode_cursor
-from app.db.session import Reader
+from app.db.session import Reader, make_sessionmaker
+from app.main import app
 from app.models import Recipe, User
+from tests.utils.db import migrate
 from tests.utils.recipe import create_random_recipe
 from tests.utils.user import create_random_user
-from tests.utils.utils import auth_headers
+from tests.utils.utils import auth_headers, override_sessions
 
 RECIPES = "/api/v1/recipes"
 NEW_RECIPE = {"label": "Lemon Tart", "source": "Home", "url": "https://example.com/lemon-tart"}
@@ -349,3 +353,55 @@ async def test_write_to_a_recipe_deleted_meanwhile_is_404(
     )
     assert response.status_code == 404
     assert response.json() == {"detail": "Recipe not found"}
+
+
+class _SeeingCache:
+    """A cache that, when asked to drop a recipe, reads that recipe through a session of its
+    own: what a concurrent GET would see and cache again."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self.seen: list[str | None] = []
+
+    async def get(self, key: str) -> bytes | None:  # noqa: ARG002
+        return None
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        pass
+
+    async def delete(self, key: str) -> None:
+        recipe_id = int(key.rsplit(":", 1)[-1])
+        async with self.sessions() as other:
+            recipe = await other.get(Recipe, recipe_id)
+            self.seen.append(None if recipe is None else recipe.label)
+
+
+async def _invalidations(url: str) -> list[str | None]:
+    engine = create_async_engine(url)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as db:
+        user = await create_random_user(db)
+        recipe = await create_random_recipe(db, submitter_id=user.id)
+        await db.commit()
+        recipe_id, headers = recipe.id, auth_headers(user.id)
+    cache = _SeeingCache(sessions)
+    override_sessions(app, sessions)
+    app.dependency_overrides[get_cache] = lambda: cache
+    try:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as http:
+            path = f"/api/v1/recipes/{recipe_id}"
+            patched = await http.patch(path, json={"label": "Changed"}, headers=headers)
+            assert patched.status_code == 200, patched.text
+            deleted = await http.delete(path, headers=headers)
+            assert deleted.status_code == 204, deleted.text
+    finally:
+        app.dependency_overrides.clear()
+        await engine.dispose()
+    return cache.seen
+
+
+def test_cache_is_dropped_only_after_the_change_is_committed(fresh_database_url: str) -> None:
+    # Dropped before the commit, a read in between would cache the old row (or a deleted one).
+    migrate(fresh_database_url)
+    assert asyncio.run(_invalidations(fresh_database_url)) == ["Changed", None]

@@ -18,6 +18,7 @@ from app.api.deps import (
 from app.api.responses import errors
 from app.core.config import settings
 from app.crud.pagination import MAX_ID, Page, PageParams
+from app.db.session import commit_early
 from app.models import Recipe
 from app.schemas import RecipeCreate, RecipePage, RecipeRead, RecipeSearchResults, RecipeUpdate
 from app.schemas.common import storable
@@ -92,6 +93,8 @@ async def update_recipe(
     updated = await crud.recipe.update(db, recipe, recipe_in.model_dump(exclude_unset=True))
     if updated is None:
         raise RecipeNotFound  # deleted meanwhile
+    # Commit first: a read between the delete and a later commit would cache the old row again.
+    await commit_early(db)
     await cache.delete(_cache_key(updated.id))
     return RecipeRead.model_validate(updated)
 
@@ -105,4 +108,5 @@ async def delete_recipe(db: SessionDep, cache: CacheDep, recipe: OwnedRecipe) ->
     """Delete a recipe you submitted."""
     if not await crud.recipe.remove(db, recipe):
         raise RecipeNotFound  # a concurrent delete won
+    await commit_early(db)
     await cache.delete(_cache_key(recipe.id))
