@@ -150,7 +150,9 @@ def _process_group_alive(pgid: int) -> bool:
     return True
 
 
-@pytest.mark.parametrize(("verb", "banner"), [("run", "Application startup complete"), ("dev", "Will watch")])
+@pytest.mark.parametrize(
+    ("verb", "banner"), [("run", "Application startup complete"), ("dev", "Will watch")]
+)
 def test_dev_py_serve_verbs_stop_the_server_on_sigterm(
     fresh_database_url: str, verb: str, banner: str
 ) -> None:
