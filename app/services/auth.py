@@ -43,16 +43,22 @@ async def login(
     user = await users.authenticate(db, email=email, password=password)
     if user is None:
         raise IncorrectLogin
+    verified = users.Verified.of(user)
     await throttle.succeeded(email)
-    entitled = entitled_scopes(is_superuser=user.is_superuser)
+    # Locked until the commit, and as the password was checked: a password change, reset or
+    # logout-all that committed since then refuses this login instead of missing its token.
+    locked = await users.lock_verified(db, user.id, verified)
+    if locked is None:
+        raise IncorrectLogin
+    entitled = entitled_scopes(is_superuser=locked.is_superuser)
     requested = set(scopes)
     if requested - entitled:
         raise ScopeNotAllowed(f"{ScopeNotAllowed.message}: {scope_string(requested - entitled)}")
     scope = scope_string(requested or entitled)
-    await crud.refresh_token.purge(db, user_id=user.id)
-    await crud.password_reset_token.purge(db, user_id=user.id)
-    raw, _ = await crud.refresh_token.create_for_user(db, user_id=user.id, scope=scope)
-    return Grant(user.id, scope, raw, user.token_version)
+    await crud.refresh_token.purge(db, user_id=locked.id)
+    await crud.password_reset_token.purge(db, user_id=locked.id)
+    raw, _ = await crud.refresh_token.create_for_user(db, user_id=locked.id, scope=scope)
+    return Grant(locked.id, scope, raw, locked.token_version)
 
 
 async def _revoke_reused(db: AsyncSession, family_id: str) -> InvalidRefreshToken:

@@ -5,6 +5,7 @@ SQLite write lock waits on Argon2.
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
@@ -72,12 +73,48 @@ async def authenticate(db: AsyncSession, *, email: str, password: str) -> User |
     return user
 
 
-async def check_password(db: AsyncSession, user: User, password: str, throttle: Throttle) -> None:
-    """The user's own password again, counted like a login; 400 if wrong."""
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """The account as a password check found it. The check and the act on it run in separate
+    transactions (no lock is held while hashing), so the act first locks the row and makes sure
+    no password change, reset or logout-all committed in between."""
+
+    hashed_password: str
+    token_version: int
+
+    @classmethod
+    def of(cls, user: User) -> "Verified":
+        return cls(user.hashed_password, user.token_version)
+
+
+async def lock_verified(db: AsyncSession, user_id: int, verified: Verified) -> User | None:
+    """The user's row locked for the rest of the transaction, if it is still active and as
+    verified; None if it changed or went since the check."""
+    locked = await crud.user.lock(db, user_id)
+    if locked is None or not locked.is_active or Verified.of(locked) != verified:
+        return None
+    return locked
+
+
+async def check_password(
+    db: AsyncSession, user: User, password: str, throttle: Throttle
+) -> Verified:
+    """The user's own password again, counted like a login; 400 if wrong. What it passed
+    against, for lock_verified before acting on it."""
     await throttle.attempt(user.email)
-    if await authenticate(db, email=user.email, password=password) is None:
+    found = await authenticate(db, email=user.email, password=password)
+    if found is None:
         raise IncorrectPassword
+    verified = Verified.of(found)
     await throttle.succeeded(user.email)
+    return verified
+
+
+async def _lock_verified(db: AsyncSession, user: User, verified: Verified) -> User:
+    locked = await lock_verified(db, user.id, verified)
+    if locked is None:
+        raise IncorrectPassword  # the password was right, but no longer is
+    return locked
 
 
 async def end_sessions(db: AsyncSession, user: User) -> None:
@@ -96,10 +133,13 @@ async def lock(db: AsyncSession, user: User) -> User:
     return locked
 
 
-async def update(db: AsyncSession, user: User, data: Mapping[str, Any]) -> User:
+async def update(
+    db: AsyncSession, user: User, data: Mapping[str, Any], *, verified: Verified | None = None
+) -> User:
     """Apply the fields given, hashing a new `password`. A new password or a deactivation ends
     every session of the user, and a new password or email every unused reset token, in the
-    same transaction as the change."""
+    same transaction as the change. With `verified`, 400 unless the account is still as the
+    password check found it."""
     fields = dict(data)
     email = fields.get("email")
     new_email = email is not None and email != user.email
@@ -114,7 +154,9 @@ async def update(db: AsyncSession, user: User, data: Mapping[str, Any]) -> User:
     demoted = fields.get("is_superuser") is False or fields.get("is_active") is False
     if user.is_superuser and demoted:
         await _keep_an_admin(db, user)
-    if ends_sessions or new_email:
+    if verified is not None:
+        user = await _lock_verified(db, user, verified)
+    elif ends_sessions or new_email:
         user = await lock(db, user)
     updated = await _save(db, user, fields)
     if ends_sessions:
@@ -131,11 +173,12 @@ async def update_me(
     fields = dict(data)
     current_password = fields.pop("current_password", None)
     email = fields.get("email")
+    verified = None
     if email is not None and email != user.email:
         if current_password is None:
             raise CurrentPasswordRequired
-        await check_password(db, user, current_password, throttle)
-    return await update(db, user, fields)
+        verified = await check_password(db, user, current_password, throttle)
+    return await update(db, user, fields, verified=verified)
 
 
 def refuse_weak(password: str, email: str) -> None:
@@ -148,9 +191,9 @@ def refuse_weak(password: str, email: str) -> None:
 async def change_password(
     db: AsyncSession, user: User, *, current: str, new: str, throttle: Throttle
 ) -> None:
-    await check_password(db, user, current, throttle)
+    verified = await check_password(db, user, current, throttle)
     refuse_weak(new, user.email)
-    await update(db, user, {"password": new})
+    await update(db, user, {"password": new}, verified=verified)
 
 
 async def administer(db: AsyncSession, admin: User, user: User, data: Mapping[str, Any]) -> User:
@@ -185,5 +228,5 @@ async def remove(db: AsyncSession, actor: User, user: User) -> None:
 async def remove_me(db: AsyncSession, user: User, *, password: str, throttle: Throttle) -> None:
     """Delete your own account; your current password is asked again, so a stolen access token
     alone cannot."""
-    await check_password(db, user, password, throttle)
-    await remove(db, user, user)
+    verified = await check_password(db, user, password, throttle)
+    await remove(db, user, await _lock_verified(db, user, verified))

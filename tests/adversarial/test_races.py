@@ -8,13 +8,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx2
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from app.core.security import SCOPES
+from app import crud
+from app.core.security import SCOPES, get_password_hash, verify_password
 from app.db.session import make_engine, make_sessionmaker
 from app.main import app
 from app.models import RefreshToken, User
+from app.services import auth
+from app.services import user as users
+from app.services.errors import IncorrectLogin, IncorrectPassword
 from tests.utils.db import migrate
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
 from tests.utils.utils import auth_headers, override_sessions
@@ -207,3 +212,112 @@ def test_superusers_demoting_each_other_at_once_leave_an_admin(fresh_database_ur
     # winner committed (PostgreSQL), 403 if it was no longer a superuser by then.
     assert statuses[200] == ROUNDS
     assert statuses[409] + statuses[403] == ROUNDS
+
+
+Act = Callable[[AsyncSession, User], Awaitable[object]]
+Interloper = Callable[[AsyncSession, int], Awaitable[None]]
+
+
+async def _new_password(db: AsyncSession, user_id: int) -> None:
+    await db.execute(
+        update(User).where(User.id == user_id).values(hashed_password=await get_password_hash("x"))
+    )
+
+
+async def _logout_everywhere(db: AsyncSession, user_id: int) -> None:
+    user = await crud.user.lock(db, user_id)
+    assert user is not None
+    await users.end_sessions(db, user)
+
+
+async def _checked_then_changed(
+    url: str, monkeypatch: pytest.MonkeyPatch, act: Act, interlope: Interloper
+) -> tuple[Exception | None, User | None, int]:
+    """Run `act` with the right password, while another session commits `interlope` (a
+    password change, a logout-all) between the password check and the act. Returns what the
+    act raised, the user afterwards and how many refresh tokens of theirs are live."""
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+
+    async def verify_then_interlope(password: str, hashed: str | None) -> tuple[bool, str | None]:
+        verdict = await verify_password(password, hashed)
+        async with sessions() as other, other.begin():
+            await interlope(other, user_id)
+        return verdict
+
+    try:
+        async with sessions() as db, db.begin():
+            user_id = (await create_random_user(db)).id
+        monkeypatch.setattr(users, "verify_password", verify_then_interlope)
+        raised: Exception | None = None
+        async with sessions() as db:
+            user = await db.get(User, user_id)
+            assert user is not None
+            try:
+                await act(db, user)
+                await db.commit()
+            except (IncorrectLogin, IncorrectPassword) as exc:
+                raised = exc
+                await db.rollback()
+        monkeypatch.undo()
+        async with sessions() as db:
+            after = await db.get(User, user_id)
+        return raised, after, await _live_refresh_tokens(sessions, user_id)
+    finally:
+        await engine.dispose()
+
+
+async def _login(db: AsyncSession, user: User) -> object:
+    return await auth.login(
+        db, email=user.email, password=DEFAULT_PASSWORD, scopes=(), throttle=_NoThrottle()
+    )
+
+
+async def _change_own_password(db: AsyncSession, user: User) -> None:
+    await users.change_password(
+        db, user, current=DEFAULT_PASSWORD, new=NEW_PASSWORD, throttle=_NoThrottle()
+    )
+
+
+async def _change_own_email(db: AsyncSession, user: User) -> object:
+    data = {"email": "moved@example.com", "current_password": DEFAULT_PASSWORD}
+    return await users.update_me(db, user, data, _NoThrottle())
+
+
+async def _delete_own_account(db: AsyncSession, user: User) -> None:
+    await users.remove_me(db, user, password=DEFAULT_PASSWORD, throttle=_NoThrottle())
+
+
+class _NoThrottle:
+    async def attempt(self, email: str) -> None:
+        pass
+
+    async def succeeded(self, email: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize("interlope", [_new_password, _logout_everywhere])
+def test_login_checked_before_a_password_change_opens_no_session(
+    fresh_database_url: str, monkeypatch: pytest.MonkeyPatch, interlope: Interloper
+) -> None:
+    migrate(fresh_database_url)
+    raised, _, live = asyncio.run(
+        _checked_then_changed(fresh_database_url, monkeypatch, _login, interlope)
+    )
+    assert isinstance(raised, IncorrectLogin)
+    assert live == 0
+
+
+@pytest.mark.parametrize("interlope", [_new_password, _logout_everywhere])
+@pytest.mark.parametrize("act", [_change_own_password, _change_own_email, _delete_own_account])
+def test_own_account_change_checked_before_a_password_change_is_refused(
+    fresh_database_url: str, monkeypatch: pytest.MonkeyPatch, act: Act, interlope: Interloper
+) -> None:
+    migrate(fresh_database_url)
+    raised, after, _ = asyncio.run(
+        _checked_then_changed(fresh_database_url, monkeypatch, act, interlope)
+    )
+    assert isinstance(raised, IncorrectPassword)
+    assert after is not None  # not deleted
+    assert after.email != "moved@example.com"
+    assert not asyncio.run(verify_password(NEW_PASSWORD, after.hashed_password))[0]
