@@ -18,6 +18,7 @@ from app.clients.ideas import IdeasClient
 from app.core.cache import Cache
 from app.core.config import settings
 from app.core.rate_limit import RateLimiter, RateLimitResult, client_network
+from app.core.redis import RedisStore
 from app.core.security import (
     SCOPE_RECIPES_WRITE,
     SCOPE_USERS_ADMIN,
@@ -289,7 +290,9 @@ class LoginThrottle:
 
     async def succeeded(self, email: str) -> None:
         if self.limit is not None:
-            await self.limiter.reset(self._key(email), self.limit)
+            # After a password hash, which may outlast the request's Redis budget: a fresh one.
+            async with RedisStore.budget():
+                await self.limiter.reset(self._key(email), self.limit)
 
 
 async def get_login_throttle(limiter: RateLimiterDep) -> LoginThrottle:

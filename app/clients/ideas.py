@@ -18,6 +18,7 @@ from app import __version__
 from app.clients.cache import SingleFlight
 from app.core.cache import Cache, MemoryCache
 from app.core.config import Settings, settings
+from app.core.redis import RedisStore
 from app.schemas import IdeaFeed, IdeaRead
 from app.schemas.common import HIDDEN
 from app.schemas.recipe import RecipeUrl
@@ -226,10 +227,15 @@ class IdeasClient:
         try:
             ideas = await self.fetch_subreddit(name)
         except IdeasError as exc:
-            await self.cache.set(key + FAILED_SUFFIX, str(exc).encode(), self.failure_seconds)
+            await self._store(key + FAILED_SUFFIX, str(exc).encode(), self.failure_seconds)
             raise
-        await self.cache.set(key, _IDEAS.dump_json(ideas), self.cache_seconds)
+        await self._store(key, _IDEAS.dump_json(ideas), self.cache_seconds)
         return ideas
+
+    async def _store(self, key: str, value: bytes, ttl: float) -> None:
+        # The request's Redis budget ran out while the upstream answered: a write of its own.
+        async with RedisStore.budget():
+            await self.cache.set(key, value, ttl)
 
     async def _fetch_with_retries(self, name: str) -> list[IdeaRead]:
         loop = asyncio.get_running_loop()

@@ -123,16 +123,20 @@ class RedisStore:
     @asynccontextmanager
     async def call(self) -> AsyncIterator[None]:
         """`async with store.call(): await store.client...`: bounded, and RedisUnavailable on any
-        failure, which opens the breaker."""
+        failure, which opens the breaker unless only the request's budget ran out."""
         if self.breaker.is_open:
             raise RedisUnavailable("skipped: Redis failed recently")
         left = self._time_left()
         if left <= 0:
             raise RedisUnavailable("this request's Redis budget is spent")
+        deadline = asyncio.timeout(left)
         try:
-            async with asyncio.timeout(left):
+            async with deadline:
                 yield
         except (RedisError, OSError, TimeoutError) as exc:
+            if deadline.expired() and left < self.timeout:
+                # Cut short by a nearly spent request budget: a slow request, not a slow Redis.
+                raise RedisUnavailable("this request's Redis budget is spent") from exc
             self.breaker.trip()
             logger.warning(
                 "Redis unavailable, skipping it for %.1f s: %s",

@@ -1,6 +1,7 @@
 """Per-IP limits: RateLimit-* headers, 429 with Retry-After, one budget per IP (IPv6: per /64),
 budgets for the page and /readyz too."""
 
+import asyncio
 import secrets
 from contextlib import AsyncExitStack
 
@@ -9,7 +10,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.deps import LoginThrottle
+from app.core.rate_limit import RateLimiter
+from app.core.redis import RedisStore
 from app.main import create_app
+from tests.conftest import TEST_REDIS_URL
 from tests.utils.utils import Configure, open_client, serve_session
 
 RECIPES = "/api/v1/recipes"
@@ -106,3 +111,24 @@ async def test_page_and_readyz_have_a_budget(db: AsyncSession, configure: Config
     assert probes == [200, 200, 200, 429]
     assert api.status_code == 200
     assert health.status_code == 200
+
+
+async def test_a_login_slower_than_the_redis_budget_still_clears_its_failures() -> None:
+    store = RedisStore.from_url(
+        TEST_REDIS_URL, prefix=f"test-login-{secrets.token_hex(8)}:", timeout=0.2, cooldown=5.0
+    )
+    throttle = LoginThrottle(RateLimiter(store), "2/15minutes")
+    try:
+        async with RedisStore.budget():
+            await throttle.attempt("a@example.com")
+            await asyncio.sleep(0.3)  # the password hash, longer than the request's budget
+            await throttle.succeeded("a@example.com")
+        # Another process sees the count cleared: two more attempts before a refusal.
+        other = LoginThrottle(RateLimiter(store), "2/15minutes")
+        for _ in range(2):
+            async with RedisStore.budget():
+                await other.attempt("a@example.com")
+        assert store.available
+    finally:
+        await store.client.delete(*[k async for k in store.client.scan_iter(f"{store.prefix}*")])
+        await store.aclose()

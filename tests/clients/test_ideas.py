@@ -625,3 +625,33 @@ async def test_get_subreddit_uses_what_another_worker_cached_meanwhile(
         ideas = await client.get_subreddit("recipes")
     assert [idea.title for idea in ideas] == ["From the other worker"]
     assert idea_stub.hits["recipes"] == 0
+
+
+@pytest.mark.parametrize("outcome", ["ideas", "failure"])
+async def test_a_fetch_slower_than_the_redis_budget_still_caches(
+    idea_stub: IdeaStub, redis_prefix: str, outcome: str
+) -> None:
+    # The request's budget (0.2 s) starts at its cache read; the writes come after the fetch.
+    if outcome == "ideas":
+        idea_stub.script("recipes", Reply(delay=0.4))
+    else:
+        idea_stub.script("recipes", Reply(hang=True))
+    store = redis_store(REDIS_URL, redis_prefix, timeout=0.2)
+    cache = RedisCache(store, "ideas:")
+    try:
+        async with (
+            ideas_client(
+                idea_stub.url, cache=cache, timeout=1.0, failure_seconds=15, sleeps=[]
+            ) as client,
+            RedisStore.budget(),
+        ):
+            if outcome == "ideas":
+                assert len(await client.get_subreddit("recipes")) == 3
+            else:
+                with pytest.raises(IdeasError, match="timed out"):
+                    await client.get_subreddit("recipes")
+        key = "recipes" if outcome == "ideas" else "recipes:failed"
+        assert await cache.get(key) is not None
+        assert store.available
+    finally:
+        await store.aclose()

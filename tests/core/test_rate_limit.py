@@ -9,7 +9,7 @@ import pytest
 from redis.exceptions import RedisError
 
 from app.core.rate_limit import RateLimiter, RateLimitResult, client_network, parse_limit
-from app.core.redis import RedisStore
+from app.core.redis import RedisStore, RedisUnavailable
 from tests.conftest import TEST_REDIS_URL
 from tests.utils.rate_limit import FakeClock
 from tests.utils.utils import free_port
@@ -225,5 +225,25 @@ async def test_one_request_budget_bounds_all_its_redis_calls(clock: FakeClock) -
         async with RedisStore.budget():
             assert await store.ping() is True
         await asyncio.sleep(0)
+    finally:
+        await store.aclose()
+
+
+async def test_a_spent_request_budget_does_not_open_the_breaker(clock: FakeClock) -> None:
+    store = RedisStore.from_url(REDIS_URL, prefix="x:", timeout=0.5, cooldown=5.0, clock=clock)
+    try:
+        async with RedisStore.budget():
+            assert await store.ping() is True
+            clock.advance(0.45)
+            # Cut short by the 0.05 s left: a slow request, not a failing Redis.
+            with pytest.raises(RedisUnavailable, match="budget"):
+                async with store.call():
+                    await asyncio.sleep(0.3)
+            assert store.available
+        # A call that used its whole per-call timeout does open it.
+        with pytest.raises(RedisUnavailable):
+            async with store.call():
+                await asyncio.sleep(1)
+        assert not store.available
     finally:
         await store.aclose()

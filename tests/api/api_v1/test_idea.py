@@ -6,15 +6,16 @@ from typing import Any
 
 import httpx2
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.api.api_v1.endpoints.idea import UNAVAILABLE
 from app.api.deps import get_current_user, get_ideas_client
 from app.clients.ideas import IdeasClient, IdeasError, open_ideas_client
 from app.core.config import settings
-from app.db.session import get_db, get_read_db, make_sessionmaker
+from app.db.session import get_db, get_read_db, make_engine, make_sessionmaker
 from app.main import app
-from app.models import User
+from app.models import Recipe, User
 from app.schemas import IdeaFeed, IdeaRead
 from tests.utils.db import migrate
 from tests.utils.idea import SUBREDDITS, IdeaStub, Reply, post
@@ -392,3 +393,68 @@ def test_ideas_routes_hold_no_database_connection_while_the_upstream_hangs(
     assert bystander == 201
     # Not held up by the upstream's budget (a 503 above would mean it waited out the pool).
     assert took < HANGING_BUDGET_SECONDS
+
+
+async def _two_imports_of_one_url(url: str, stub: IdeaStub) -> tuple[list[int], int]:
+    # The app's engine: on SQLite, a write request's transactions begin with the write lock.
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    async with sessions() as db:
+        user_id = (await create_random_user(db)).id
+        await db.commit()
+    headers = auth_headers(user_id)
+    override_sessions(app, sessions)
+    entered = 0
+
+    class Counting(IdeasClient):
+        async def find(self, url: str) -> tuple[str, IdeaRead] | None:
+            nonlocal entered
+            entered += 1
+            return await super().find(url)
+
+    config = stub.settings()
+    try:
+        async with open_ideas_client(config) as real:
+            ideas = Counting(
+                real.http,
+                real.cache,
+                subreddits=config.IDEAS_SUBREDDITS,
+                limit_max=config.IDEAS_LIMIT_MAX,
+                timeout=config.IDEAS_TIMEOUT_SECONDS,
+                cache_seconds=config.IDEAS_CACHE_SECONDS,
+            )
+            app.dependency_overrides[get_ideas_client] = lambda: ideas
+            transport = httpx2.ASGITransport(app=app)
+            async with httpx2.AsyncClient(
+                transport=transport, base_url="http://test", timeout=30
+            ) as http:
+                stub.hold()
+                calls = [
+                    asyncio.create_task(http.post(IMPORT, json={"url": IDEA_URL}, headers=headers))
+                    for _ in range(2)
+                ]
+                # Both have passed the first duplicate check and wait on the upstream.
+                for _ in range(500):
+                    if entered == 2:
+                        break
+                    await asyncio.sleep(0.01)
+                assert entered == 2
+                stub.release()
+                responses = await asyncio.gather(*calls)
+        async with sessions() as db:
+            query = select(Recipe).where(Recipe.submitter_id == user_id)
+            rows = len((await db.scalars(query)).all())
+    finally:
+        for dependency in (get_db, get_read_db, get_ideas_client):
+            app.dependency_overrides.pop(dependency, None)
+        await engine.dispose()
+    return sorted(r.status_code for r in responses), rows
+
+
+def test_two_concurrent_imports_of_one_url_make_one_recipe(
+    fresh_database_url: str, idea_stub: IdeaStub
+) -> None:
+    migrate(fresh_database_url)
+    statuses, rows = asyncio.run(_two_imports_of_one_url(fresh_database_url, idea_stub))
+    assert statuses == [201, 409]
+    assert rows == 1

@@ -17,6 +17,7 @@ router = APIRouter(prefix="/recipes/ideas", tags=["ideas"])
 
 LABEL_MAX_LENGTH = 256
 UNAVAILABLE = "Recipe ideas are unavailable: no source answered; retry later"
+DUPLICATE = "You already have a recipe with this url"
 
 
 @router.get("", responses=errors(401, 502))
@@ -49,9 +50,7 @@ async def import_idea(
     source."""
     url = str(idea_in.url)
     if await crud.recipe.get_by_url(db, submitter_id=user.id, url=url) is not None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, detail="You already have a recipe with this url"
-        )
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=DUPLICATE)
     # A write request's transaction holds SQLite's write lock (and on PostgreSQL a pooled
     # connection) from its first query; none is held across the upstream's budget.
     await commit_early(db)
@@ -62,6 +61,11 @@ async def import_idea(
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="No current idea has this url")
     subreddit, idea = found
+    # Checked again under the caller's row lock (SQLite: the write lock): a concurrent import
+    # of this url may have added it while this one waited on the upstream.
+    await crud.user.lock(db, user.id)
+    if await crud.recipe.get_by_url(db, submitter_id=user.id, url=url) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=DUPLICATE)
     recipe_in = RecipeCreate.model_validate(
         {"label": idea.title[:LABEL_MAX_LENGTH], "source": f"r/{subreddit}", "url": url}
     )
