@@ -31,6 +31,9 @@ PREFIX = "/api/v1/recipes"
 SCOPE_WRITE = "recipes:write"
 ACCESS_MINUTES = 15
 REFRESH_DAYS = 14
+# The service's defaults: its access tokens carry and require both (JWT_ISSUER, JWT_AUDIENCE).
+ISSUER = os.environ.get("JWT_ISSUER", "recipe-service")
+AUDIENCE = os.environ.get("JWT_AUDIENCE", "recipe-api")
 
 _hasher = PasswordHash((Argon2Hasher(),))
 _hash_pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
@@ -127,11 +130,24 @@ async def _get(pool: asyncpg.Pool, recipe_id: int) -> tuple[int, Any]:
 async def _create(pool: asyncpg.Pool, scope: Scope, receive: Receive) -> tuple[int, Any]:
     auth = dict(scope["headers"]).get(b"authorization", b"").decode()
     try:
-        claims = jwt.decode(auth.removeprefix("Bearer "), _secret(), algorithms=["HS256"])
+        claims = jwt.decode(
+            auth.removeprefix("Bearer "),
+            _secret(),
+            algorithms=["HS256"],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+        )
     except jwt.PyJWTError:
         return 401, {"detail": "Could not validate credentials"}
-    user = await pool.fetchrow('SELECT id, is_active FROM "user" WHERE id = $1', int(claims["sub"]))
-    if user is None or not user["is_active"] or SCOPE_WRITE not in claims["scope"].split():
+    user = await pool.fetchrow(
+        'SELECT id, is_active, token_version FROM "user" WHERE id = $1', int(claims["sub"])
+    )
+    if (
+        user is None
+        or not user["is_active"]
+        or claims.get("ver", 0) != user["token_version"]
+        or SCOPE_WRITE not in claims["scope"].split()
+    ):
         return 401, {"detail": "Could not validate credentials"}
     try:
         body = json.loads(await _body(receive))
@@ -153,7 +169,7 @@ async def _create(pool: asyncpg.Pool, scope: Scope, receive: Receive) -> tuple[i
 async def _login(pool: asyncpg.Pool, receive: Receive) -> tuple[int, Any]:
     form = {k: v[-1] for k, v in parse_qs((await _body(receive)).decode()).items()}
     user = await pool.fetchrow(
-        'SELECT id, hashed_password, is_active FROM "user" WHERE email = $1',
+        'SELECT id, hashed_password, is_active, token_version FROM "user" WHERE email = $1',
         form["username"].strip().lower(),
     )
     loop = asyncio.get_running_loop()
@@ -179,10 +195,13 @@ async def _login(pool: asyncpg.Pool, receive: Receive) -> tuple[int, Any]:
     )
     payload = {
         "sub": str(user["id"]),
+        "iss": ISSUER,
+        "aud": AUDIENCE,
         "iat": now,
         "exp": now + timedelta(minutes=ACCESS_MINUTES),
         "type": "access",
         "scope": SCOPE_WRITE,
+        "ver": user["token_version"],
     }
     return 200, {
         "access_token": jwt.encode(payload, _secret(), algorithm="HS256"),
