@@ -4,17 +4,20 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import httpx2
+import pytest
 from fastapi import FastAPI
-from sqlalchemy import inspect
+from sqlalchemy import delete, inspect
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionFactory, get_session_factory
 from app.core.config import Settings
 from app.core.security import SCOPE_RECIPES_WRITE, create_access_token
-from app.db.session import ReadSession, get_db, get_read_db, request_transaction
+from app.crud.base import Repository
+from app.db.session import Reader, ReadSession, get_db, get_read_db, request_transaction
 
 # The `configure` fixture: change settings for one test, then build apps with create_app().
 Configure = Callable[..., Settings]
@@ -97,3 +100,21 @@ async def open_client(stack: AsyncExitStack, app: FastAPI, db: AsyncSession) -> 
     return await stack.enter_async_context(
         httpx2.AsyncClient(transport=transport, base_url="http://test")
     )
+
+
+def lose_after_loading(
+    monkeypatch: pytest.MonkeyPatch, repository: Repository[Any], model: type[Any]
+) -> None:
+    """The repository's `get` loads the row, then the row is deleted behind the session's back,
+    as another request's committed delete would be, before this request writes."""
+    load = repository.get
+
+    async def get_then_lose(db: Reader, id: int) -> Any:
+        row = await load(db, id)
+        assert isinstance(db, AsyncSession)
+        await db.execute(
+            delete(model).where(model.id == id).execution_options(synchronize_session=False)
+        )
+        return row
+
+    monkeypatch.setattr(repository, "get", get_then_lose)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from app.api.api_v1.endpoints.idea import UNAVAILABLE
 from app.api.deps import get_current_user, get_ideas_client
 from app.clients.ideas import IdeasClient, IdeasError, open_ideas_client
-from app.core.config import settings
+from app.core.config import Settings, settings
 from app.db.session import get_db, get_read_db, make_engine, make_sessionmaker
 from app.main import app
 from app.models import Recipe, User
@@ -68,6 +68,18 @@ FEED = IdeaFeed(
     ideas={"soups": [IdeaRead(title="Leek soup", url="https://example.com/leek", score=7)]},
     errors={"stews": "upstream timed out"},
 )
+
+
+def _as(kind: type[IdeasClient], real: IdeasClient, config: Settings) -> IdeasClient:
+    """The same HTTP client and cache as `real`, behind a test's subclass of IdeasClient."""
+    return kind(
+        real.http,
+        real.cache,
+        subreddits=config.IDEAS_SUBREDDITS,
+        limit_max=config.IDEAS_LIMIT_MAX,
+        timeout=config.IDEAS_TIMEOUT_SECONDS,
+        cache_seconds=config.IDEAS_CACHE_SECONDS,
+    )
 
 
 async def test_read_ideas_route_is_not_taken_for_a_recipe_id(client: httpx2.AsyncClient) -> None:
@@ -175,14 +187,7 @@ async def test_read_ideas_twenty_concurrent_calls_fetch_each_subreddit_once(
 
     config = idea_stub.settings()
     async with open_ideas_client(config) as real:
-        ideas = Counting(
-            real.http,
-            real.cache,
-            subreddits=config.IDEAS_SUBREDDITS,
-            limit_max=config.IDEAS_LIMIT_MAX,
-            timeout=config.IDEAS_TIMEOUT_SECONDS,
-            cache_seconds=config.IDEAS_CACHE_SECONDS,
-        )
+        ideas = _as(Counting, real, config)
         app.dependency_overrides[get_ideas_client] = lambda: ideas
         # The test's one database session cannot serve 20 requests at once; auth has its own tests.
         app.dependency_overrides[get_current_user] = lambda: normal_user
@@ -415,14 +420,7 @@ async def _two_imports_of_one_url(url: str, stub: IdeaStub) -> tuple[list[int], 
     config = stub.settings()
     try:
         async with open_ideas_client(config) as real:
-            ideas = Counting(
-                real.http,
-                real.cache,
-                subreddits=config.IDEAS_SUBREDDITS,
-                limit_max=config.IDEAS_LIMIT_MAX,
-                timeout=config.IDEAS_TIMEOUT_SECONDS,
-                cache_seconds=config.IDEAS_CACHE_SECONDS,
-            )
+            ideas = _as(Counting, real, config)
             app.dependency_overrides[get_ideas_client] = lambda: ideas
             transport = httpx2.ASGITransport(app=app)
             async with httpx2.AsyncClient(

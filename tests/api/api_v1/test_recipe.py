@@ -5,19 +5,18 @@ from typing import Any
 
 import httpx2
 import pytest
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from app import crud
 from app.api.deps import get_cache
 from app.crud.pagination import MAX_ID, encode_cursor
-from app.db.session import Reader, make_sessionmaker
+from app.db.session import make_sessionmaker
 from app.main import app
 from app.models import Recipe, User
 from tests.utils.db import migrate
 from tests.utils.recipe import create_random_recipe
 from tests.utils.user import create_random_user
-from tests.utils.utils import auth_headers, override_sessions
+from tests.utils.utils import auth_headers, lose_after_loading, override_sessions
 
 RECIPES = "/api/v1/recipes"
 NEW_RECIPE = {"label": "Lemon Tart", "source": "Home", "url": "https://example.com/lemon-tart"}
@@ -320,18 +319,7 @@ async def test_delete_recipe_unknown_is_404_and_anonymous_is_401(
 
 def _deleted_after_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     """The recipe is loaded, then deleted by a concurrent request before this one writes."""
-    load = crud.recipe.get
-
-    async def get_then_lose(db: Reader, id: int) -> Recipe | None:
-        recipe = await load(db, id)
-        assert isinstance(db, AsyncSession)
-        # Behind the session's back, as another request's committed delete would be.
-        await db.execute(
-            delete(Recipe).where(Recipe.id == id).execution_options(synchronize_session=False)
-        )
-        return recipe
-
-    monkeypatch.setattr(crud.recipe, "get", get_then_lose)
+    lose_after_loading(monkeypatch, crud.recipe, Recipe)
 
 
 @pytest.mark.parametrize(("method", "body"), [("PATCH", {"label": "Too late"}), ("DELETE", None)])

@@ -5,19 +5,22 @@ from typing import Any
 
 import httpx2
 import pytest
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
 from app.core.security import SCOPES
 from app.crud.pagination import MAX_ID
-from app.db.session import Reader
 from app.main import app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
 from tests.utils.smtp import SMTPServer
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
-from tests.utils.utils import auth_headers, random_email, random_lower_string
+from tests.utils.utils import (
+    auth_headers,
+    lose_after_loading,
+    random_email,
+    random_lower_string,
+)
 
 USERS = "/api/v1/users"
 
@@ -587,18 +590,8 @@ async def test_update_me_racing_the_accounts_deletion_is_404(
     normal_user_token_headers: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    load = crud.user.get
-
-    async def get_then_lose(session: Reader, id: int) -> User | None:
-        user = await load(session, id)
-        assert isinstance(session, AsyncSession)
-        # Deleted by another request after this one authenticated, behind the session's back.
-        await session.execute(
-            delete(User).where(User.id == id).execution_options(synchronize_session=False)
-        )
-        return user
-
-    monkeypatch.setattr(crud.user, "get", get_then_lose)
+    # Deleted by another request after this one authenticated.
+    lose_after_loading(monkeypatch, crud.user, User)
     response = await client.patch(
         f"{USERS}/me", json={"first_name": "Late"}, headers=normal_user_token_headers
     )
