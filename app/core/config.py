@@ -160,7 +160,9 @@ class Settings(BaseSettings):
     )
     GZIP_MIN_BYTES: int = Field(default=1024, ge=0)
     PUBLIC_CACHE_SECONDS: int = Field(
-        default=30, ge=0, description="max-age of anonymous recipe reads, for shared caches."
+        default=30,
+        ge=0,
+        description="max-age of anonymous reads of routes declaring public caching.",
     )
     RECIPE_CACHE_SECONDS: int = Field(
         default=60, ge=0, description="Redis cache-aside TTL of single recipes; 0 turns it off."
