@@ -263,6 +263,13 @@ async def limit_api_per_ip(request: Request, response: Response, limiter: RateLi
 ApiRateLimit = Depends(limit_api_per_ip)
 
 
+def email_digest(email: str) -> str:
+    """What per-account limits count under: a hash of the normalized email, so the store holds
+    no email addresses."""
+    digest = hashlib.sha256(normalize_email(email).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:32]
+
+
 @dataclass(frozen=True, slots=True)
 class LoginThrottle:
     """Password checks per account, known or not: a tight budget per (account, client network)
@@ -281,9 +288,7 @@ class LoginThrottle:
 
     @staticmethod
     def _key(email: str) -> str:
-        # Hashed: the store holds no email addresses.
-        digest = hashlib.sha256(normalize_email(email).encode("utf-8", "surrogatepass"))
-        return f"login-failures:{digest.hexdigest()[:32]}"
+        return f"login-failures:{email_digest(email)}"
 
     def _network_key(self, email: str) -> str:
         return f"{self._key(email)}:{self.network}"

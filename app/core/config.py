@@ -219,6 +219,11 @@ class Settings(BaseSettings):
     RATE_LIMIT_DEFAULT: str | None = Field(
         default="300/minute", description="API requests per client IP; `off` or empty disables."
     )
+    RATE_LIMIT_RECOVERY_PER_ACCOUNT: str | None = Field(
+        default="3/hour",
+        description="Password recovery emails per address, however many are asked for; `off` "
+        "disables.",
+    )
     RATE_LIMIT_AUTH_PER_IP: str | None = Field(
         default="20/minute", description="Auth requests per client IP; `off` disables."
     )
@@ -288,6 +293,7 @@ class Settings(BaseSettings):
         "RATE_LIMIT_DEFAULT",
         "RATE_LIMIT_LOGIN_FAILURES",
         "RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT",
+        "RATE_LIMIT_RECOVERY_PER_ACCOUNT",
         "RATE_LIMIT_AUTH_PER_IP",
     )
     @classmethod

@@ -621,6 +621,24 @@ async def test_password_recovery_answers_alike_for_unknown_and_inactive(
     assert [m["To"] for m in smtp.messages] == [known.email]
 
 
+@pytest.mark.usefixtures("login_limiter")
+async def test_password_recovery_mails_one_address_at_most_its_limit(
+    client: httpx2.AsyncClient, db: AsyncSession, smtp: SMTPServer, configure: Configure
+) -> None:
+    configure(RATE_LIMIT_RECOVERY_PER_ACCOUNT="2/hour")
+    target, bystander = await create_random_user(db), await create_random_user(db)
+    # Case and spacing do not make another address: the key is the normalized email's hash.
+    emails = [target.email, target.email.upper(), f" {target.email} ", target.email, target.email]
+    answers = [await client.post(RECOVERY, json={"email": email}) for email in emails]
+    # The same answer whether the limit was hit or not.
+    assert {(r.status_code, r.text) for r in answers} == {(202, answers[0].text)}
+    assert [m["To"] for m in smtp.messages] == [target.email] * 2
+    # Another address has its own count.
+    other = await client.post(RECOVERY, json={"email": bystander.email})
+    assert (other.status_code, other.text) == (202, answers[0].text)
+    assert [m["To"] for m in smtp.messages] == [target.email] * 2 + [bystander.email]
+
+
 async def test_password_recovery_survives_a_dead_smtp_server(
     client: httpx2.AsyncClient,
     normal_user: User,
