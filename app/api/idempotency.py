@@ -31,6 +31,8 @@ _PARAM = "idempotent_request"
 @dataclass(frozen=True, slots=True)
 class IdempotentRequest:
     db: AsyncSession
+    # Headers other dependencies set (RateLimit-*), which a returned Response would drop.
+    headers: Response
     # None when the request carries no key: the route runs as usual.
     attempt: idempotency.Attempt | None
     # The route's success status, for answers returned as models.
@@ -43,6 +45,7 @@ def _sha256(data: bytes) -> str:
 
 async def get_idempotent_request(
     request: Request,
+    response: Response,
     db: SessionDep,
     user: CurrentUser,
     key: Annotated[
@@ -63,7 +66,7 @@ async def get_idempotent_request(
     route = request.scope["route"]
     status_code = route.status_code or 200
     if key is None:
-        return IdempotentRequest(db, None, status_code)
+        return IdempotentRequest(db, response, None, status_code)
     # The draft sends the key as a structured-field string: quoted; a bare one is the same.
     key = key.removeprefix('"').removesuffix('"')
     attempt = idempotency.Attempt(
@@ -71,7 +74,7 @@ async def get_idempotent_request(
         key_hash=_sha256(f"{request.method} {route.path}\0{key}".encode()),
         request_hash=_sha256(await request.body()),
     )
-    return IdempotentRequest(db, attempt, status_code)
+    return IdempotentRequest(db, response, attempt, status_code)
 
 
 def idempotent(
@@ -86,18 +89,20 @@ def idempotent(
             return await handler(*args, **kwargs)
         first = await idempotency.begin(req.db, req.attempt)
         if first is not None:
-            return Response(
+            answer = Response(
                 first.response_body, status_code=first.status_code, media_type="application/json"
             )
-        result = await handler(*args, **kwargs)
-        response = (
-            result
-            if isinstance(result, Response)
-            else JSONResponse(jsonable_encoder(result), status_code=req.status_code)
-        )
-        body = bytes(response.body).decode()
-        await idempotency.finish(req.db, req.attempt, status_code=response.status_code, body=body)
-        return response
+        else:
+            result = await handler(*args, **kwargs)
+            answer = (
+                result
+                if isinstance(result, Response)
+                else JSONResponse(jsonable_encoder(result), status_code=req.status_code)
+            )
+            body = bytes(answer.body).decode()
+            await idempotency.finish(req.db, req.attempt, status_code=answer.status_code, body=body)
+        answer.headers.raw.extend(req.headers.headers.raw)
+        return answer
 
     signature = inspect.signature(handler)
     extra = inspect.Parameter(

@@ -17,7 +17,7 @@ from app.services.errors import Conflict
 from tests.adversarial.test_races import _serving
 from tests.utils.db import migrate
 from tests.utils.user import create_random_user
-from tests.utils.utils import auth_headers
+from tests.utils.utils import Configure, auth_headers
 
 RECIPES = "/api/v1/recipes"
 
@@ -52,6 +52,18 @@ async def test_retry_with_the_same_key_gets_the_first_answer_and_no_second_row(
     assert plain.status_code == 201
     assert plain.json()["id"] != first.json()["id"]
     assert await _count(db, normal_user.id) == 2
+
+
+async def test_answers_keep_the_headers_other_dependencies_set(
+    client: httpx2.AsyncClient, normal_user: User, configure: Configure
+) -> None:
+    configure(RATE_LIMIT_DEFAULT="100/minute")
+    key = secrets.token_hex(16)
+    first = await client.post(RECIPES, json=_body(), headers=_headers(normal_user, key))
+    retry = await client.post(RECIPES, json=_body(), headers=_headers(normal_user, key))
+    # Counted by the API's limit, and said so on the replay too.
+    remaining = [int(r.headers["ratelimit-remaining"]) for r in (first, retry)]
+    assert remaining[1] == remaining[0] - 1
 
 
 async def test_same_key_with_another_body_is_422(
