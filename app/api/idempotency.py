@@ -32,7 +32,7 @@ _PARAM = "idempotent_request"
 class IdempotentRequest:
     db: AsyncSession
     # Headers other dependencies set (RateLimit-*), which a returned Response would drop.
-    headers: Response
+    sub_response: Response
     # None when the request carries no key: the route runs as usual.
     attempt: idempotency.Attempt | None
     # The route's success status, for answers returned as models.
@@ -101,7 +101,7 @@ def idempotent(
             )
             body = bytes(answer.body).decode()
             await idempotency.finish(req.db, req.attempt, status_code=answer.status_code, body=body)
-        answer.headers.raw.extend(req.headers.headers.raw)
+        answer.headers.raw.extend(req.sub_response.headers.raw)
         return answer
 
     signature = inspect.signature(handler)
