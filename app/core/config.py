@@ -193,6 +193,13 @@ class Settings(BaseSettings):
         default=32, ge=0, description="Passwords that may wait for a hash; more answer 503."
     )
 
+    IDEMPOTENCY_KEY_EXPIRE_HOURS: int = Field(
+        default=24,
+        ge=1,
+        le=24 * 30,
+        description="How long a write's first answer is kept for retries with its Idempotency-Key.",
+    )
+
     REFRESH_TOKEN_EXPIRE_DAYS: int = Field(default=14, ge=1, le=365)
     PASSWORD_RESET_EXPIRE_MINUTES: int = Field(default=30, ge=1, le=60 * 24)
 
