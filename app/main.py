@@ -27,7 +27,6 @@ from app.api.middleware import (
 from app.api.pages import router as pages_router
 from app.api.responses import errors
 from app.api.state import AppState, RedisBudgetMiddleware
-from app.clients.ideas import open_ideas_client
 from app.core import metrics
 from app.core.cache import NoCache, RedisCache
 from app.core.config import settings
@@ -41,8 +40,9 @@ logger = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Opens what the app uses for its life (one Redis client, the caches, the limiter, the
-    ideas client) into one typed AppState, and closes it after the server has drained."""
+    """Opens what the app uses for its life (one Redis client, the caches, the limiter) into
+    one typed AppState, and closes it after the server has drained. Routers with a lifespan of
+    their own (an optional slice's client) run inside this one, so they can use its state."""
     settings.prepare_files()
     redis = (
         RedisStore.from_url(
@@ -54,20 +54,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.REDIS_URL
         else None
     )
-    ideas_cache = RedisCache(redis, "ideas:") if redis is not None else None
     try:
-        async with open_ideas_client(settings, cache=ideas_cache) as ideas:
-            app.state.services = AppState(
-                limiter=RateLimiter(redis),
-                cache=(
-                    RedisCache(redis)
-                    if redis is not None and settings.RECIPE_CACHE_SECONDS > 0
-                    else NoCache()
-                ),
-                redis=redis,
-                ideas=ideas,
-            )
-            yield
+        app.state.services = AppState(
+            limiter=RateLimiter(redis),
+            cache=(
+                RedisCache(redis)
+                if redis is not None and settings.RECIPE_CACHE_SECONDS > 0
+                else NoCache()
+            ),
+            redis=redis,
+        )
+        yield
     finally:
         if redis is not None:
             await redis.aclose()
