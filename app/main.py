@@ -1,9 +1,9 @@
 """The application factory: middleware, error handlers, routers and the HTML page."""
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import import_module
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -12,11 +12,10 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app import __version__
 from app.api.api_v1.api import api_router
-from app.api.deps import ApiRateLimit, PageRateLimit
+from app.api.deps import ApiRateLimit
 from app.api.docs import OPENAPI_TAGS, DocumentedFastAPI, install_docs, operation_id
 from app.api.errors import register_exception_handlers
 from app.api.health import router as health_router
-from app.api.metrics import router as metrics_router
 from app.api.middleware import (
     BodySizeLimitMiddleware,
     CacheHeadersMiddleware,
@@ -24,10 +23,8 @@ from app.api.middleware import (
     SecurityHeadersMiddleware,
     StrictJSONMiddleware,
 )
-from app.api.pages import router as pages_router
 from app.api.responses import errors
 from app.api.state import AppState, RedisBudgetMiddleware
-from app.core import metrics
 from app.core.cache import NoCache, RedisCache
 from app.core.config import settings
 from app.core.logging import setup_logging
@@ -36,6 +33,15 @@ from app.core.redis import RedisStore
 from app.db.session import engine
 
 logger = logging.getLogger(__name__)
+
+# Optional slices, one line each: every module's install(app) adds its routes and hooks.
+# Deleting a line (and the slice's files) removes the feature; `python3 scripts/dev.py trim
+# NAME` does both. The recipe ideas slice is listed in app/api/api_v1/api.py.
+OPTIONAL_SLICES: list[str] = [
+    "app.api.metrics",
+    "app.api.pages",
+    "app.core.email",
+]
 
 
 @asynccontextmanager
@@ -69,7 +75,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
-        metrics.mark_process_dead(os.getpid())
         logger.info("shutdown complete")
 
 
@@ -130,8 +135,6 @@ def create_app() -> FastAPI:
     register_exception_handlers(app)
 
     app.include_router(health_router)
-    if settings.METRICS_ENABLED:
-        app.include_router(metrics_router)
     app.include_router(
         api_router,
         prefix=settings.API_V1_STR,
@@ -139,8 +142,8 @@ def create_app() -> FastAPI:
         responses=errors(429, 503),
     )
     install_docs(app, enabled=settings.DOCS_ENABLED)
-    # The page runs a search per request, so it has a per-IP budget too.
-    app.include_router(pages_router, dependencies=[PageRateLimit])
+    for module in OPTIONAL_SLICES:
+        import_module(module).install(app)
     return app
 
 

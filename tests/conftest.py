@@ -38,7 +38,6 @@ from app.core.security import SCOPES  # noqa: E402
 from app.db.session import make_engine  # noqa: E402
 from app.main import app  # noqa: E402
 from app.models import User  # noqa: E402
-from tests.utils.smtp import SMTPServer, smtp_server  # noqa: E402
 from tests.utils.user import create_random_user  # noqa: E402
 from tests.utils.utils import Configure, auth_headers, serve_session  # noqa: E402
 
@@ -165,13 +164,3 @@ def normal_user_token_headers(normal_user: User) -> dict[str, str]:
 @pytest.fixture
 def superuser_token_headers(superuser: User) -> dict[str, str]:
     return auth_headers(superuser.id, scopes=SCOPES)
-
-
-@pytest.fixture
-async def smtp(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SMTPServer]:
-    """A real SMTP server on loopback, and the app's settings pointed at it."""
-    async with smtp_server() as server:
-        monkeypatch.setattr(settings, "SMTP_HOST", "127.0.0.1")
-        monkeypatch.setattr(settings, "SMTP_PORT", server.port)
-        monkeypatch.setattr(settings, "SMTP_TLS", False)
-        yield server

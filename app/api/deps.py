@@ -222,7 +222,6 @@ def limit_per_ip(scope: str) -> Any:
     return Depends(limit)
 
 
-PageRateLimit = limit_per_ip("page")
 ProbeRateLimit = limit_per_ip("probe")
 
 
