@@ -34,10 +34,10 @@ from app.db.session import engine
 
 logger = logging.getLogger(__name__)
 
-# Optional slices, one line each: every module's install(app) adds its routes and hooks.
-# Deleting a line (and the slice's files) removes the feature; `python3 scripts/dev.py trim
-# NAME` does both. The recipe ideas slice is listed in app/api/api_v1/api.py.
+# Every module's install(app) adds its routes and hooks. Routes under the API prefix (the
+# recipe ideas) are listed in app/api/api_v1/api.py instead.
 OPTIONAL_SLICES: list[str] = [
+    # One line per optional slice; `python3 scripts/dev.py trim NAME` deletes it and the files.
     "app.api.metrics",
     "app.api.pages",
     "app.core.email",

@@ -6,10 +6,9 @@ from fastapi import APIRouter
 
 from app.api.api_v1.endpoints import auth, recipe, user
 
-# Optional slices, one line each: deleting a line (and the slice's files) removes the feature.
-# `python3 scripts/dev.py trim NAME` does both. Listed before recipe, whose
-# /recipes/{recipe_id} would otherwise capture /recipes/ideas.
+# Included before recipe, whose /recipes/{recipe_id} would otherwise capture /recipes/ideas.
 OPTIONAL_SLICES: list[str] = [
+    # One line per optional slice; `python3 scripts/dev.py trim NAME` deletes it and the files.
     "app.api.api_v1.endpoints.idea",
 ]
 
