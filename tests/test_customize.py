@@ -14,13 +14,20 @@ NAMES = sorted(customize.SLICES)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_every_listed_path_exists_and_the_registration_line_is_there_once(name: str) -> None:
+def test_a_slice_is_all_there_or_trimmed_whole(name: str) -> None:
     piece = customize.SLICES[name]
-    for path in piece.paths:
-        target = ROOT / path
-        assert target.is_dir() if path.endswith("/") else target.is_file(), path
     file, line = piece.registration
-    assert (ROOT / file).read_text().splitlines().count(line) == 1
+    registered = (ROOT / file).read_text().splitlines().count(line)
+    present = [
+        (ROOT / path).is_dir() if path.endswith("/") else (ROOT / path).is_file()
+        for path in piece.paths
+    ]
+    if registered:
+        # Every path the table lists exists, and the line is there once.
+        assert (registered, present) == (1, [True] * len(present))
+    else:
+        # Trimmed: nothing the table lists is left behind.
+        assert not any((ROOT / path).exists() for path in piece.paths)
 
 
 def test_readme_trim_section_is_the_table() -> None:
@@ -47,14 +54,35 @@ def _copy(paths: list[str], to: Path) -> None:
             shutil.copy2(source, target)
 
 
+def _slice_tree(name: str, root: Path) -> list[str]:
+    """The slice's paths (stand-ins, so this works after a real trim too) and its registration
+    file with the line in it; returns that file's lines."""
+    piece = customize.SLICES[name]
+    for path in piece.paths:
+        target = root / path
+        if path.endswith("/"):
+            (target / "sub").mkdir(parents=True)
+            (target / "sub" / "kept.py").write_text("x = 1\n")
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("x = 1\n")
+    file, line = piece.registration
+    lines = (ROOT / file).read_text().splitlines()
+    if line not in lines:
+        lines.insert(len(lines) // 2, line)
+    (root / file).parent.mkdir(parents=True, exist_ok=True)
+    (root / file).write_text("\n".join(lines) + "\n")
+    return lines
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_trim_deletes_the_listed_paths_and_only_the_registration_line(
     name: str, tmp_path: Path
 ) -> None:
     piece = customize.SLICES[name]
     file, line = piece.registration
-    _copy([*piece.paths, file], tmp_path)
-    before = (tmp_path / file).read_text().splitlines()
+    before = _slice_tree(name, tmp_path)
+    assert customize.trimmed(piece.paths[0], root=tmp_path) is False
 
     customize.trim(name, root=tmp_path)
 
@@ -62,7 +90,6 @@ def test_trim_deletes_the_listed_paths_and_only_the_registration_line(
     after = (tmp_path / file).read_text().splitlines()
     assert after == [text for text in before if text != line]
     assert customize.trimmed(piece.paths[0], root=tmp_path)
-    assert not customize.trimmed(piece.paths[0], root=ROOT)
     # A second run says why it cannot, and changes nothing.
     with pytest.raises(SystemExit, match="trimmed already"):
         customize.trim(name, root=tmp_path)
