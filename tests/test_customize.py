@@ -67,7 +67,7 @@ def _slice_tree(name: str, root: Path) -> list[str]:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text("x = 1\n")
     file, line = piece.registration
-    lines = (ROOT / file).read_text().splitlines()
+    lines: list[str] = (ROOT / file).read_text().splitlines()
     if line not in lines:
         lines.insert(len(lines) // 2, line)
     (root / file).parent.mkdir(parents=True, exist_ok=True)
