@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.pages import MAX_QUERY_LENGTH, PAGE_SIZE
-from app.models import Recipe, User
+from app.models import User
+from app.models.recipe import Recipe
 from tests.utils.recipe import create_random_recipe
 
 

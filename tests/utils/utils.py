@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionFactory, get_session_factory
 from app.core.config import Settings
-from app.core.security import SCOPE_RECIPES_WRITE, create_access_token
+from app.core.security import create_access_token, entitled_scopes
 from app.crud.base import Repository
 from app.db.session import Reader, ReadSession, get_db, get_read_db, request_transaction
 
@@ -31,8 +31,10 @@ def random_email() -> str:
     return f"{random_lower_string(12)}@example.com"
 
 
-def auth_headers(user_id: int, scopes: Iterable[str] = (SCOPE_RECIPES_WRITE,)) -> dict[str, str]:
+def auth_headers(user_id: int, scopes: Iterable[str] | None = None) -> dict[str, str]:
     """A bearer header; an ordinary user's scopes unless told (superusers: scopes=SCOPES)."""
+    if scopes is None:
+        scopes = entitled_scopes(is_superuser=False)
     return {"Authorization": f"Bearer {create_access_token(user_id, scopes=scopes)}"}
 
 

@@ -6,7 +6,7 @@ from app.api.api_v1.endpoints import auth, idea, recipe, user
 
 api_router = APIRouter()
 api_router.include_router(auth.router)
-# Before recipe: its /recipes/{recipe_id} would otherwise capture /recipes/ideas.
+# Before the routes whose /{id} would otherwise capture its static paths.
 api_router.include_router(idea.router)
 api_router.include_router(recipe.router)
 api_router.include_router(user.router)

@@ -15,7 +15,8 @@ from app.clients.ideas import IdeasClient, IdeasError, open_ideas_client
 from app.core.config import Settings, settings
 from app.db.session import get_db, get_read_db, make_engine, make_sessionmaker
 from app.main import app
-from app.models import Recipe, User
+from app.models import User
+from app.models.recipe import Recipe
 from app.schemas import IdeaFeed, IdeaRead
 from tests.utils.db import migrate
 from tests.utils.idea import SUBREDDITS, IdeaStub, Reply, post
