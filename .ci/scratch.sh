@@ -11,6 +11,7 @@ started=$SECONDS
 git clone -q --no-hardlinks "$src" "$scratch/repo"
 cd "$scratch/repo"
 ln -s "$src/.venv" .venv
+echo .venv >> .git/info/exclude  # a symlink, which .gitignore's `.venv/` does not match
 if [ -d "$src/.mypy_cache" ]; then cp -r "$src/.mypy_cache" .; fi
 export PYTHONDONTWRITEBYTECODE=1
 
