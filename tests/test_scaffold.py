@@ -14,6 +14,8 @@ import pytest
 from tests.utils.server import ROOT
 
 FIELDS = "rating:int[1..5] comment:str[1..2000] hidden:bool"
+# A name no real resource is likely to take, so this runs after the scaffold has been used too.
+NAME = "scaffold_sample"
 
 
 def _scaffold() -> ModuleType:
@@ -54,30 +56,30 @@ def _head() -> str:
 def test_new_writes_a_slice_and_the_next_migration(project: Path) -> None:
     scaffold = _scaffold()
     head = _head()
-    written = scaffold.new(project, ["review", "--fields", FIELDS, "--parent", "recipe"])
+    written = scaffold.new(project, [NAME, "--fields", FIELDS, "--parent", "recipe"])
     scaffold.tidy(project, written, ROOT / ".venv/bin/ruff")
 
     assert len(written) <= 10
     names = {str(p) for p in written}
     assert {
-        "app/models/review.py",
-        "app/schemas/review.py",
-        "app/crud/crud_review.py",
-        "app/api/api_v1/endpoints/review.py",
+        f"app/models/{NAME}.py",
+        f"app/schemas/{NAME}.py",
+        f"app/crud/crud_{NAME}.py",
+        f"app/api/api_v1/endpoints/{NAME}.py",
         "app/api/api_v1/api.py",
-        "tests/utils/review.py",
-        "tests/api/api_v1/test_review.py",
+        f"tests/utils/{NAME}.py",
+        f"tests/api/api_v1/test_{NAME}.py",
     } <= names
     [migration] = [p for p in written if p.parts[:2] == ("alembic", "versions")]
     text = (project / migration).read_text()
     number = f"{int(head) + 1:04d}"
-    assert migration.name == f"{number}_create_review_table.py"
+    assert migration.name == f"{number}_create_{NAME}_table.py"
     assert f'revision: str = "{number}"' in text
     assert f'down_revision: str | None = "{head}"' in text
     api = (project / "app/api/api_v1/api.py").read_text()
-    assert api.rstrip().endswith("api_router.include_router(review.router)")
-    assert re.search(r"^from app\.api\.api_v1\.endpoints import .*\breview\b", api, re.M)
-    model = (project / "app/models/review.py").read_text()
+    assert api.rstrip().endswith(f"api_router.include_router({NAME}.router)")
+    assert re.search(rf"^from app\.api\.api_v1\.endpoints import .*\b{NAME}\b", api, re.M)
+    model = (project / f"app/models/{NAME}.py").read_text()
     assert 'ForeignKey("recipe.id", ondelete="CASCADE")' in model
     assert "hidden: Mapped[bool]" in model
     lint = subprocess.run(
@@ -96,11 +98,11 @@ def test_new_writes_a_slice_and_the_next_migration(project: Path) -> None:
     ("args", "message"),
     [
         (["recipe", "--fields", "rating:int"], "exists already"),
-        (["review", "--fields", "rating:float"], "bad field 'rating:float'"),
-        (["review", "--fields", "rating:int[5..1]"], "min <= max"),
-        (["review", "--fields", "id:int"], "reserved"),
-        (["review", "--fields", "a:int a:str"], "appears twice"),
-        (["review", "--fields", "a:int", "--parent", "nothing"], "no parent resource"),
+        ([NAME, "--fields", "rating:float"], "bad field 'rating:float'"),
+        ([NAME, "--fields", "rating:int[5..1]"], "min <= max"),
+        ([NAME, "--fields", "id:int"], "reserved"),
+        ([NAME, "--fields", "a:int a:str"], "appears twice"),
+        ([NAME, "--fields", "a:int", "--parent", "nothing"], "no parent resource"),
         (["Review", "--fields", "a:int"], "bad resource name"),
     ],
 )
@@ -108,7 +110,7 @@ def test_new_refuses_with_a_clear_message(project: Path, args: list[str], messag
     scaffold = _scaffold()
     with pytest.raises(scaffold.ScaffoldError, match=re.escape(message)):
         scaffold.new(project, args)
-    assert not (project / "app/models/review.py").exists()
+    assert not (project / f"app/models/{NAME}.py").exists()
 
 
 def test_dev_py_new_exits_with_the_reason() -> None:
