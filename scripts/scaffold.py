@@ -396,10 +396,11 @@ def _changed(field: Field) -> object:
 def register(api: Path, name: str) -> str:
     """api.py with the new module imported and its router included (last)."""
     text = api.read_text(encoding="utf-8")
-    importing = re.search(r"^from app\.api\.api_v1\.endpoints import (.+)$", text, re.M)
+    importing = re.search(r"^from app\.api\.api_v1\.endpoints import (\([^)]*\)|.+)$", text, re.M)
     if importing is None:
         raise ScaffoldError(f"{api}: no `from app.api.api_v1.endpoints import ...` line")
-    modules = sorted({*(m.strip() for m in importing[1].split(",")), name})
+    listed = importing[1].strip("()").replace("\n", " ").split(",")
+    modules = sorted({*(m.strip() for m in listed if m.strip()), name})
     text = text.replace(importing[0], f"from app.api.api_v1.endpoints import {', '.join(modules)}")
     return text.rstrip("\n") + f"\napi_router.include_router({name}.router)\n"
 
@@ -577,6 +578,7 @@ from app.api.deps import (
     path_id,
     scoped_user,
 )
+from app.api.idempotency import idempotent
 from app.api.responses import errors
 from app.core.config import settings
 ${parent_imports}from app.crud.crud_${name} import ${name} as ${names}
@@ -584,7 +586,7 @@ from app.crud.pagination import MAX_ID, Page
 from app.models.${name} import ${Name}
 from app.models.user import User
 from app.schemas.${name} import ${Name}Create, ${Name}Page, ${Name}Read, ${Name}Update
-from app.services.errors import NotFound
+from app.services.errors import IdempotencyKeyInFlight, NotFound
 
 
 class ${Name}NotFound(NotFound):
@@ -592,7 +594,7 @@ class ${Name}NotFound(NotFound):
 ${parent_error}
 
 ${Name}Id = Annotated[int, path_id("${name}")]
-# Logged in with a token that may write ${names}.
+# Logged in with a token that may write these.
 ${Name}Writer = Annotated[User, scoped_user("${names}:write", "Add, edit and delete your ${names}.")]
 Owned${Name} = Annotated[
     ${Name},
@@ -620,7 +622,7 @@ ${list_filter}    ${owner}: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Only this user's ${names}.")
     ] = None,
 ) -> Page[${Name}]:
-    """${Names_title}, newest first, one cursor page at a time."""
+    """Newest first, one cursor page at a time."""
     if ${owner} is not None:
         return await ${names}.paginate_by_${owner}(db, page, ${owner}=${owner})
 ${list_body}
@@ -629,7 +631,7 @@ ${list_body}
 @${names}_router.get("/{${name}_id}", responses=errors(${Name}NotFound))
 @public
 async def read_${name}(db: ReadSessionDep, ${name}_id: ${Name}Id) -> ${Name}Read:
-    """One ${name} by id."""
+    """One by id."""
     ${name} = await ${names}.get(db, ${name}_id)
     if ${name} is None:
         raise ${Name}NotFound
@@ -637,17 +639,20 @@ async def read_${name}(db: ReadSessionDep, ${name}_id: ${Name}Id) -> ${Name}Read
 
 
 @${names}_router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=errors(401, 403${parent_errors}, 413)
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(401, 403${parent_errors}, IdempotencyKeyInFlight, 413),
 )
+@idempotent
 async def create_${name}(
     db: SessionDep, user: ${Name}Writer, ${name}_in: ${Name}Create
 ) -> ${Name}Read:
-    """Add a ${name}; the caller owns it."""
+    """Add one; the caller owns it. With an Idempotency-Key, a retry gets the first answer."""
 ${parent_check}    ${name} = await ${names}.add(db, ${Name}(**${name}_in.model_dump(), ${owner}=user.id))
     return ${Name}Read.model_validate(${name})
 
 
-# ${name}_id is read by the Owned${Name} dependency, which ruff's FAST003 cannot see.
+# Owned${Name} reads the path id, which ruff's FAST003 cannot see.
 @${names}_router.patch(
     "/{${name}_id}",  # noqa: FAST003
     responses=errors(401, 403, ${Name}NotFound, 413),
@@ -655,7 +660,7 @@ ${parent_check}    ${name} = await ${names}.add(db, ${Name}(**${name}_in.model_d
 async def update_${name}(
     db: SessionDep, ${name}: Owned${Name}, ${name}_in: ${Name}Update
 ) -> ${Name}Read:
-    """Change some fields of a ${name} you own."""
+    """Change some fields of one you own."""
     updated = await ${names}.update(db, ${name}, ${name}_in.model_dump(exclude_unset=True))
     if updated is None:
         raise ${Name}NotFound  # deleted meanwhile
@@ -668,7 +673,7 @@ async def update_${name}(
     responses=errors(401, 403, ${Name}NotFound),
 )
 async def delete_${name}(db: SessionDep, ${name}: Owned${Name}) -> None:
-    """Delete a ${name} you own."""
+    """Delete one you own."""
     if not await ${names}.remove(db, ${name}):
         raise ${Name}NotFound  # a concurrent delete won
 
@@ -678,7 +683,7 @@ my_router = APIRouter(prefix="/users/me", tags=["users"])
 
 @my_router.get("/${names}", responses=errors(401), response_model=${Name}Page)
 async def read_my_${names}(db: SessionDep, user: CurrentUser, page: PageDep) -> Page[${Name}]:
-    """The ${names} you own, newest first."""
+    """The ones you own, newest first."""
     return await ${names}.paginate_by_${owner}(db, page, ${owner}=user.id)
 
 

@@ -78,7 +78,9 @@ def test_new_writes_a_slice_and_the_next_migration(project: Path) -> None:
     assert f'down_revision: str | None = "{head}"' in text
     api = (project / "app/api/api_v1/api.py").read_text()
     assert api.rstrip().endswith(f"api_router.include_router({NAME}.router)")
-    assert re.search(rf"^from app\.api\.api_v1\.endpoints import .*\b{NAME}\b", api, re.M)
+    imported = re.search(r"^from app\.api\.api_v1\.endpoints import ([^\n(]+|\([^)]*\))", api, re.M)
+    assert imported is not None
+    assert NAME in re.findall(r"\w+", imported[1])
     model = (project / f"app/models/{NAME}.py").read_text()
     assert 'ForeignKey("recipe.id", ondelete="CASCADE")' in model
     assert "hidden: Mapped[bool]" in model
@@ -111,6 +113,17 @@ def test_new_refuses_with_a_clear_message(project: Path, args: list[str], messag
     with pytest.raises(scaffold.ScaffoldError, match=re.escape(message)):
         scaffold.new(project, args)
     assert not (project / f"app/models/{NAME}.py").exists()
+
+
+def test_register_keeps_a_wrapped_import(tmp_path: Path) -> None:
+    # Once ruff wraps the import in parentheses, a further resource is added inside them.
+    api = tmp_path / "api.py"
+    api.write_text(
+        "from app.api.api_v1.endpoints import (\n    auth,\n    recipe,\n)\n\napi_router = 1\n"
+    )
+    text = _scaffold().register(api, "note")
+    assert "from app.api.api_v1.endpoints import auth, note, recipe\n" in text
+    assert text.endswith("api_router.include_router(note.router)\n")
 
 
 def test_dev_py_new_exits_with_the_reason() -> None:

@@ -8,10 +8,11 @@ re-exported for the many modules that use them.
 import importlib
 import pkgutil
 
+from app.crud.crud_idempotency_key import idempotency_key
 from app.crud.crud_token import password_reset_token, refresh_token
 from app.crud.crud_user import user
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["password_reset_token", "refresh_token", "user"]
+__all__ = ["idempotency_key", "password_reset_token", "refresh_token", "user"]

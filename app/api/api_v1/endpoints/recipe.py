@@ -16,6 +16,7 @@ from app.api.deps import (
     path_id,
     scoped_user,
 )
+from app.api.idempotency import idempotent
 from app.api.responses import errors
 from app.core.config import settings
 from app.crud.crud_recipe import recipe as recipes
@@ -31,7 +32,7 @@ from app.schemas.recipe import (
     RecipeSearchResults,
     RecipeUpdate,
 )
-from app.services.errors import NotFound
+from app.services.errors import IdempotencyKeyInFlight, NotFound
 
 
 class RecipeNotFound(NotFound):
@@ -110,9 +111,15 @@ async def read_recipe(db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId) 
     return recipe_out
 
 
-@recipes_router.post("", status_code=status.HTTP_201_CREATED, responses=errors(401, 403, 413))
+@recipes_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(401, 403, IdempotencyKeyInFlight, 413),
+)
+@idempotent
 async def create_recipe(db: SessionDep, user: RecipeWriter, recipe_in: RecipeCreate) -> RecipeRead:
-    """Submit a recipe; the caller is its submitter."""
+    """Submit a recipe; the caller is its submitter. With an Idempotency-Key, a retry gets the
+    first answer instead of a second recipe."""
     recipe = await recipes.add(db, Recipe(**recipe_in.model_dump(), submitter_id=user.id))
     return RecipeRead.model_validate(recipe)
 
