@@ -1,4 +1,4 @@
-"""Seed the database (first superuser, sample recipes): `python -m app.initial_data`."""
+"""Seed the database (first superuser, resources' sample rows): `python -m app.initial_data`."""
 
 import asyncio
 import logging

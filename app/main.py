@@ -65,7 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             limiter=RateLimiter(redis),
             cache=(
                 RedisCache(redis)
-                if redis is not None and settings.RECIPE_CACHE_SECONDS > 0
+                if redis is not None and settings.ITEM_CACHE_SECONDS > 0
                 else NoCache()
             ),
             redis=redis,

@@ -135,6 +135,19 @@ def check(args: list[str]) -> None:
     layers(args)
 
 
+def new(args: list[str]) -> None:
+    """Write a resource slice and register it: `new review --fields "rating:int[1..5]"`."""
+    import scaffold  # scripts/ is on sys.path when this file runs
+
+    try:
+        written = scaffold.new(ROOT, args)
+    except scaffold.ScaffoldError as exc:
+        sys.exit(f"dev.py new: {exc}")
+    scaffold.tidy(ROOT, written, BIN / "ruff")
+    print("Wrote:", *written, sep="\n  ")
+    print("Next: read the new files, run `python3 scripts/dev.py test` and `check`.")
+
+
 def lock(_: list[str]) -> None:
     """Re-pin requirements*.txt from pyproject.toml (records versions only, no index address)."""
     install()
@@ -178,6 +191,7 @@ VERBS = {
     "layers": layers,
     "check": check,
     "lock": lock,
+    "new": new,
     "trim": customize("trim"),
     "rename": customize("rename"),
 }

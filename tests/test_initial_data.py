@@ -6,9 +6,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app import initial_data
-from app.db.init_db import SEED_RECIPES
+from app.crud.crud_recipe import SEED_RECIPES
 from app.db.session import make_engine
-from app.models import Recipe, User
+from app.models import User
+from app.models.recipe import Recipe
 from tests.utils.db import migrate
 
 

@@ -11,9 +11,10 @@ from sqlalchemy import func, select, text
 
 from app import backend_pre_start, initial_data, prestart
 from app.core.config import settings
-from app.db.init_db import SEED_RECIPES
+from app.crud.crud_recipe import SEED_RECIPES
 from app.db.session import make_engine
-from app.models import Recipe, User
+from app.models import User
+from app.models.recipe import Recipe
 from tests.utils.db import alembic_config
 from tests.utils.server import ROOT, script_env
 

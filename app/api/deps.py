@@ -1,14 +1,16 @@
 """Every reusable dependency, each with the Annotated alias that handlers receive."""
 
 import hashlib
+import inspect
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Query, Request, Response, Security, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.models import OAuth2
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,19 +21,22 @@ from app.core.config import settings
 from app.core.rate_limit import RateLimiter, RateLimitResult, client_network
 from app.core.redis import RedisStore
 from app.core.security import (
-    SCOPE_RECIPES_WRITE,
     SCOPE_USERS_ADMIN,
     SCOPES,
     InvalidTokenError,
     client_gone,
+    declare_scope,
     decode_access_token,
     entitled_scopes,
 )
+from app.crud.base import HasIntId, Repository
 from app.crud.pagination import MAX_ID, PageParams, decode_cursor
 from app.db.session import ReadSession, get_db, get_read_db, session_scope
-from app.models import Recipe, User
+from app.models import User
 from app.schemas.common import normalize_email
-from app.services.errors import RecipeNotFound, UserNotFound
+from app.services.errors import AppError, UserNotFound
+
+ModelT = TypeVar("ModelT", bound=HasIntId)
 
 # Function scope: the transaction commits or rolls back before the response is sent, so a
 # client never sees a success that was not stored.
@@ -46,7 +51,7 @@ AppStateDep = Annotated[AppState, Depends(get_app_state)]
 
 
 async def get_cache(state: AppStateDep) -> Cache:
-    """Redis when REDIS_URL is set (and RECIPE_CACHE_SECONDS > 0), else no cache."""
+    """Redis when REDIS_URL is set (and ITEM_CACHE_SECONDS > 0), else no cache."""
     return state.cache
 
 
@@ -68,8 +73,13 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
-RecipeId = Annotated[int, Path(ge=1, le=MAX_ID, description="The recipe's id.")]
-UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="The user's id.")]
+
+def path_id(noun: str) -> Any:
+    """The Path() of a resource's id, as in UserId below."""
+    return Path(ge=1, le=MAX_ID, description=f"The {noun}'s id.")
+
+
+UserId = Annotated[int, path_id("user")]
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -112,8 +122,17 @@ async def get_current_user(
 
 # Logged in, with any scopes: enough for your own account.
 CurrentUser = Annotated[User, Security(get_current_user)]
-# Logged in with a token that may write recipes.
-RecipeWriter = Annotated[User, Security(get_current_user, scopes=[SCOPE_RECIPES_WRITE])]
+
+
+def scoped_user(scope: str, description: str) -> Any:
+    """A logged-in user whose token carries a resource's own scope, which every user may hold;
+    the resource's router module declares it: `Writer = Annotated[User, scoped_user(...)]`."""
+    declare_scope(scope, description)
+    # The Authorize dialog's list was copied when the scheme was made.
+    model = oauth2_scheme.model
+    if isinstance(model, OAuth2) and model.flows.password is not None:
+        model.flows.password.scopes[scope] = description
+    return Security(get_current_user, scopes=[scope])
 
 
 async def get_current_superuser(
@@ -129,17 +148,46 @@ async def get_current_superuser(
 CurrentSuperuser = Annotated[User, Depends(get_current_superuser)]
 
 
-async def get_owned_recipe(db: SessionDep, user: RecipeWriter, recipe_id: RecipeId) -> Recipe:
-    """The recipe in the path, if it exists (404) and the caller owns it or is a superuser (403)."""
-    recipe = await crud.recipe.get(db, recipe_id)
-    if recipe is None:
-        raise RecipeNotFound
-    if recipe.submitter_id != user.id and not user.is_superuser:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Not the owner of this recipe")
-    return recipe
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """What an owned() dependency loads and who owns it; the authorization tests read it."""
+
+    model: type[Any]
+    owner_attr: str
+    id_param: str
 
 
-OwnedRecipe = Annotated[Recipe, Depends(get_owned_recipe)]
+def owned(
+    repository: Repository[ModelT],
+    *,
+    id_param: str,
+    id_type: Any,
+    caller: Any,
+    not_found: type[AppError],
+    owner_attr: str,
+) -> Any:
+    """A resolve-or-404 dependency, declared in the resource's router module: the row the path
+    names (404 if none), if the `caller` (a user alias) owns it or is a superuser (403)."""
+    noun = repository.model.__name__.lower()
+
+    async def load(db: AsyncSession, user: User, **path: int) -> ModelT:
+        row = await repository.get(db, path[id_param])
+        if row is None:
+            raise not_found
+        if getattr(row, owner_attr) != user.id and not user.is_superuser:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"Not the owner of this {noun}")
+        return row
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    load.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("db", keyword, annotation=SessionDep),
+            inspect.Parameter("user", keyword, annotation=caller),
+            inspect.Parameter(id_param, keyword, annotation=id_type),
+        ]
+    )
+    load.ownership = Ownership(repository.model, owner_attr, id_param)  # type: ignore[attr-defined]
+    return Depends(load)
 
 
 async def get_administered_user(db: SessionDep, _: CurrentSuperuser, user_id: UserId) -> User:

@@ -104,7 +104,7 @@ class RequestContextMiddleware:
 
 
 def _route_template(scope: Scope) -> str:
-    """The matched route's path template with its router prefix, e.g. /api/v1/recipes/{id}.
+    """The matched route's path template with its router prefix, e.g. /api/v1/users/{user_id}.
 
     Observers (metrics) label by template, not by raw path, so ids do not explode the label
     set.

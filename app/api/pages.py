@@ -8,8 +8,8 @@ from fastapi import APIRouter, FastAPI, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from app import crud
 from app.api.deps import ReadSessionDep, limit_per_ip
+from app.crud.crud_recipe import recipe as recipes
 from app.crud.pagination import MAX_ID, PageParams, decode_cursor
 from app.schemas.common import storable
 
@@ -89,9 +89,9 @@ async def index(
         return _error(request, status.HTTP_422_UNPROCESSABLE_CONTENT, "Bad request", str(exc))
     page = PageParams(limit=PAGE_SIZE, before_id=before_id)
     if text:
-        found = await crud.recipe.search(db, page, keyword=text)
+        found = await recipes.search(db, page, keyword=text)
     else:
-        found = await crud.recipe.paginate(db, page)
+        found = await recipes.paginate(db, page)
     return _render(
         request,
         "index.html",
@@ -108,7 +108,7 @@ async def recipe_page(request: Request, db: ReadSessionDep, recipe_id: str) -> H
     # The length check keeps int() away from digit strings it refuses to convert.
     digits = recipe_id.isascii() and recipe_id.isdigit() and len(recipe_id) <= len(str(MAX_ID))
     found = digits and 1 <= int(recipe_id) <= MAX_ID
-    recipe = await crud.recipe.get(db, int(recipe_id)) if found else None
+    recipe = await recipes.get(db, int(recipe_id)) if found else None
     if recipe is None:
         return _error(
             request, status.HTTP_404_NOT_FOUND, "Recipe not found", "No recipe has that address."

@@ -17,7 +17,7 @@ class Cache(Protocol):
 
 
 class NoCache:
-    """Every read is a miss: single recipes when REDIS_URL is unset."""
+    """Every read is a miss: the item cache when REDIS_URL is unset."""
 
     async def get(self, key: str) -> bytes | None:  # noqa: ARG002
         return None

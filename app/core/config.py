@@ -10,7 +10,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import EmailStr, Field, HttpUrl, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    EmailStr,
+    Field,
+    HttpUrl,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -164,8 +172,12 @@ class Settings(BaseSettings):
         ge=0,
         description="max-age of anonymous reads of routes declaring public caching.",
     )
-    RECIPE_CACHE_SECONDS: int = Field(
-        default=60, ge=0, description="Redis cache-aside TTL of single recipes; 0 turns it off."
+    ITEM_CACHE_SECONDS: int = Field(  # type: ignore[pydantic-alias]
+        default=60,
+        ge=0,
+        # The first release named it for its one user; that name still works.
+        validation_alias=AliasChoices("ITEM_CACHE_SECONDS", "RECIPE_CACHE_SECONDS"),
+        description="Redis cache-aside TTL of single items read by id; 0 turns it off.",
     )
 
     # The settings of the optional slices (metrics, ideas, email) stay when one is trimmed:

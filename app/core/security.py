@@ -32,13 +32,11 @@ HASH_THREAD_NICE = 19
 
 T = TypeVar("T")
 
-# OAuth2 scopes, with the text Swagger's Authorize dialog shows for each.
-SCOPE_RECIPES_WRITE = "recipes:write"
+# OAuth2 scopes, with the text Swagger's Authorize dialog shows for each. Resource slices add
+# their own with declare_scope when their router module is imported.
 SCOPE_USERS_ADMIN = "users:admin"
-SCOPES = {
-    SCOPE_RECIPES_WRITE: "Submit, edit and delete your recipes.",
-    SCOPE_USERS_ADMIN: "Administer users (superusers only).",
-}
+SCOPES = {SCOPE_USERS_ADMIN: "Administer users (superusers only)."}
+_SUPERUSER_SCOPES = {SCOPE_USERS_ADMIN}
 
 # pwdlib's defaults, spelled out: the memory cost is what sizes the hashing pool below.
 ARGON2_MEMORY_KIB = 64 * 1024
@@ -145,11 +143,19 @@ class AccessClaims:
     version: int = 0
 
 
+def declare_scope(name: str, description: str, *, superuser_only: bool = False) -> str:
+    """Adds a scope to the vocabulary; every user is entitled to it unless superuser_only."""
+    SCOPES[name] = description
+    if superuser_only:
+        _SUPERUSER_SCOPES.add(name)
+    return name
+
+
 def entitled_scopes(*, is_superuser: bool) -> frozenset[str]:
     """Every scope a user may hold: superusers administer users too."""
     if is_superuser:
         return frozenset(SCOPES)
-    return frozenset({SCOPE_RECIPES_WRITE})
+    return frozenset(SCOPES.keys() - _SUPERUSER_SCOPES)
 
 
 def scope_string(scopes: Iterable[str]) -> str:

@@ -6,7 +6,7 @@ the subclasses.
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import Select, delete, select
 from sqlalchemy.engine import CursorResult
@@ -32,8 +32,16 @@ def like_pattern(text: str) -> str:
 
 
 class Repository(Generic[ModelT]):
+    # Every repository made, so first-data seeding asks each for its sample rows by itself.
+    made: ClassVar[list["Repository[Any]"]] = []
+
     def __init__(self, model: type[ModelT]) -> None:
         self.model = model
+        Repository.made.append(self)
+
+    async def seed(self, db: AsyncSession, *, owner_id: int) -> None:
+        """Add the resource's sample rows, owned by the first superuser, unless there already;
+        none by default. app.db.init_db calls it on every repository."""
 
     async def get(self, db: Reader, id: int) -> ModelT | None:
         return await db.get(self.model, id)

@@ -1,12 +1,27 @@
-"""Recipe data access. No HTTP here."""
+"""Recipe data access and sample recipes. No HTTP here."""
+
+import logging
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.crud.base import Repository, like_pattern
 from app.crud.pagination import Page, PageParams
 from app.db.folding import any_case_like
 from app.db.session import Reader
-from app.models import Recipe
+from app.models.recipe import Recipe
+
+logger = logging.getLogger(__name__)
+
+# Label, source, url: stored as the API would store them (normalized URLs).
+SEED_RECIPES = [
+    ("Chicken Vesuvio", "Serious Eats", "http://www.seriouseats.com/recipes/2011/12/chicken-vesuvio-recipe.html"),
+    ("Chicken Paprikash", "No Recipes", "http://norecipes.com/recipe/chicken-paprikash/"),
+    ("Cauliflower and Tofu Curry Recipe", "Serious Eats", "http://www.seriouseats.com/recipes/2011/02/cauliflower-and-tofu-curry-recipe.html"),
+    ("Traditional Shakshuka", "The Mediterranean Dish", "https://www.themediterraneandish.com/shakshuka-recipe/"),
+    ("Classic Margherita Pizza", "BBC Good Food", "https://www.bbcgoodfood.com/recipes/pizza-margherita-4-easy-steps"),
+    ("Pad Thai", "Hot Thai Kitchen", "https://hot-thai-kitchen.com/pad-thai/"),
+]  # fmt: skip
 
 
 class RecipeRepository(Repository[Recipe]):
@@ -25,6 +40,15 @@ class RecipeRepository(Repository[Recipe]):
     async def get_by_url(self, db: Reader, *, submitter_id: int, url: str) -> Recipe | None:
         query = select(Recipe).where(Recipe.submitter_id == submitter_id, Recipe.url == url)
         return (await db.scalars(query.limit(1))).first()
+
+    async def seed(self, db: AsyncSession, *, owner_id: int) -> None:
+        # No unique key guards these, so init_db runs one seeding at a time.
+        for label, source, url in SEED_RECIPES:
+            if await self.get_by_url(db, submitter_id=owner_id, url=url) is None:
+                await self.add(
+                    db, Recipe(label=label, source=source, url=url, submitter_id=owner_id)
+                )
+                logger.info("seeded recipe %r", label)
 
 
 recipe = RecipeRepository(Recipe)

@@ -25,4 +25,6 @@ class Recipe(TimestampMixin, Base):
     url: Mapped[str] = mapped_column(String(2048))
     submitter_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
 
-    submitter: Mapped["User"] = relationship(back_populates="recipes", lazy="raise")
+    # One-way, so the user model names no resource; the database's ON DELETE CASCADE removes a
+    # user's recipes. lazy="raise": under async a lazy load would be hidden I/O.
+    submitter: Mapped["User"] = relationship(lazy="raise")

@@ -1,14 +1,9 @@
 """The User table."""
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import Boolean, Integer, String, false, true
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base_class import Base, TimestampMixin
-
-if TYPE_CHECKING:
-    from app.models.recipe import Recipe
 
 
 class User(TimestampMixin, Base):
@@ -25,8 +20,3 @@ class User(TimestampMixin, Base):
     # Carried in access tokens; raised to end every access token already issued (logout-all,
     # a password change or reset).
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-
-    # lazy="raise": under async a lazy load would do hidden I/O, so every load is explicit.
-    recipes: Mapped[list["Recipe"]] = relationship(
-        back_populates="submitter", lazy="raise", passive_deletes=True
-    )

@@ -2,13 +2,6 @@
 
 from app.schemas.common import ErrorDetail, Page
 from app.schemas.health import Readiness
-from app.schemas.recipe import (
-    RecipeCreate,
-    RecipePage,
-    RecipeRead,
-    RecipeSearchResults,
-    RecipeUpdate,
-)
 from app.schemas.token import Message, PasswordRecovery, PasswordReset, Token, TokenRefresh
 from app.schemas.user import (
     AccountDeletion,
@@ -30,11 +23,6 @@ __all__ = [
     "PasswordRecovery",
     "PasswordReset",
     "Readiness",
-    "RecipeCreate",
-    "RecipePage",
-    "RecipeRead",
-    "RecipeSearchResults",
-    "RecipeUpdate",
     "Token",
     "TokenRefresh",
     "UserCreate",

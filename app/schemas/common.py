@@ -2,9 +2,16 @@
 
 import re
 import unicodedata
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Characters that reorder or hide text where it is shown ("Safe \u202egnp.exe" reads as
@@ -67,6 +74,17 @@ class WriteModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class UpdateModel(WriteModel):
+    """Base of PATCH bodies: send only the fields to change. null is not a value for any."""
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Self:
+        nulls = sorted(f for f in self.model_fields_set if getattr(self, f) is None)
+        if nulls:
+            raise ValueError(f"fields cannot be null: {', '.join(nulls)}")
+        return self
+
+
 ItemT = TypeVar("ItemT")
 
 
@@ -81,4 +99,4 @@ class Page(BaseModel, Generic[ItemT]):
 class ErrorDetail(BaseModel):
     """The body of every 4xx and 5xx answer (422 keeps FastAPI's list of errors)."""
 
-    detail: str = Field(examples=["Recipe not found"])
+    detail: str = Field(examples=["User not found"])

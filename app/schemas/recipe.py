@@ -1,7 +1,7 @@
 """Recipe request and response bodies."""
 
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -9,10 +9,9 @@ from pydantic import (
     HttpUrl,
     UrlConstraints,
     field_serializer,
-    model_validator,
 )
 
-from app.schemas.common import Page, ReadModel, Text256, WriteModel
+from app.schemas.common import Page, ReadModel, Text256, UpdateModel, WriteModel
 
 URL_MAX_LENGTH = 2048
 
@@ -45,7 +44,7 @@ class RecipeCreate(WriteModel):
         return str(url)
 
 
-class RecipeUpdate(WriteModel):
+class RecipeUpdate(UpdateModel):
     """Partial update: send only the fields to change. null is not a value for any of them."""
 
     label: Label | None = None
@@ -55,13 +54,6 @@ class RecipeUpdate(WriteModel):
     @field_serializer("url")
     def _url_text(self, url: HttpUrl | None) -> str | None:
         return None if url is None else str(url)
-
-    @model_validator(mode="after")
-    def _no_nulls(self) -> Self:
-        nulls = sorted(f for f in self.model_fields_set if getattr(self, f) is None)
-        if nulls:
-            raise ValueError(f"fields cannot be null: {', '.join(nulls)}")
-        return self
 
 
 class RecipeRead(ReadModel):

@@ -21,9 +21,7 @@ class Token(BaseModel):
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="Seconds until the access token expires.", examples=[900])
     refresh_token: str = Field(description="Single use: POST it to /auth/refresh for a new pair.")
-    scope: str = Field(
-        description="The granted scopes, space-separated.", examples=["recipes:write"]
-    )
+    scope: str = Field(description="The granted scopes, space-separated.", examples=["users:admin"])
 
 
 class TokenRefresh(WriteModel):

@@ -71,10 +71,6 @@ class InvalidResetToken(BadRequest):
     message = "Invalid or expired password reset token"
 
 
-class RecipeNotFound(NotFound):
-    message = "Recipe not found"
-
-
 class UserNotFound(NotFound):
     message = "User not found"
 

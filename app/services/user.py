@@ -215,7 +215,7 @@ async def _keep_an_admin(db: AsyncSession, user: User) -> None:
 
 
 async def remove(db: AsyncSession, actor: User, user: User) -> None:
-    """Delete an account with its recipes and sessions; a superuser cannot delete their own,
+    """Delete an account with what it owns and its sessions; a superuser cannot delete their own,
     nor the last active superuser."""
     if user.id == actor.id and user.is_superuser:
         raise SelfDeletion

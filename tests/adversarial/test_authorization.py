@@ -1,10 +1,13 @@
 """The authorization matrix: every route the app serves, called by every kind of caller.
 
-Each row names one (method, path) and the status each principal must get. A route the app
-serves without a row fails `test_matrix_covers_every_served_route`, so a new endpoint cannot
+The matrix is derived, not kept by hand: each route's expected answers come from what it
+declares (security scopes, the ownership marker of `owned()`, the superuser dependency, a
+public cache policy), and its call from the OpenAPI examples and each resource's factory (see
+tests/utils/routes.py). An API route open to anyone that declares no public policy, or a route
+the test cannot call, fails `test_matrix_covers_every_served_route`, so a new endpoint cannot
 ship without someone deciding who may call it. A refused call must leave the database as it
-was, which covers object-level (BOLA) and function-level (BFLA) authorization. Bodies that
-try to set fields the caller does not own (mass assignment) are refused and change nothing.
+was, which covers object-level (BOLA) and function-level (BFLA) authorization. Bodies that try
+to set fields the caller does not own (mass assignment) are refused and change nothing.
 """
 
 from collections.abc import Callable
@@ -15,28 +18,24 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi import FastAPI, Request, Response
-from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.routing import Mount, Route
 
 from app import crud
-from app.core.security import SCOPE_RECIPES_WRITE, SCOPES
+from app.core.security import SCOPES, entitled_scopes, scope_string
 from app.db.base_class import Base
 from app.main import app, create_app
-from app.models import Recipe, User
-from tests.utils.recipe import create_random_recipe
+from app.models import User
+from app.models.recipe import Recipe
+from tests.utils.routes import PRINCIPALS, Endpoint, Rows, Statuses, endpoints, example_call, owners
 from tests.utils.slices import FAKES, collect
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
 from tests.utils.utils import auth_headers, random_email
 
-# The callers. "user" owns the recipe every row works on; the last two hold correctly signed
-# access tokens that lack a scope: the user's without recipes:write, the superuser's without
-# users:admin.
-PRINCIPALS = ("anonymous", "user", "other", "superuser", "user_no_scope", "admin_no_scope")
-Statuses = tuple[int, int, int, int, int, int]
-
+RECIPE_BODY = {"label": "Leek soup", "source": "Test Kitchen", "url": "https://example.com/leek"}
 STATIC_FILE = "/docs/static/swagger-ui.css"
+API = "/api/v1"
+SPEC = app.openapi()
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ class World:
     user: User
     other: User
     superuser: User
-    recipe: Recipe
+    rows: Rows
     refresh_token: str
     reset_token: str
 
@@ -57,39 +56,12 @@ class Call:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Row:
-    method: str
-    path: str
-    expect: Statuses
-    call: Callable[[World], Call]
-
-
-def public(code: int) -> Statuses:
-    return (code, code, code, code, code, code)
-
-
-def logged_in(code: int) -> Statuses:
-    return (401, code, code, code, code, code)
-
-
-def writer(code: int) -> Statuses:
-    """Needs recipes:write, which the superuser's admin-less token still has."""
-    return (401, code, code, code, 403, code)
-
-
-def owner(code: int) -> Statuses:
-    """The recipe's submitter or a superuser, with recipes:write; 403 for anyone else."""
-    return (401, code, 403, code, 403, code)
-
-
-def admin(code: int) -> Statuses:
-    """Superusers whose token carries users:admin."""
-    return (401, 403, 403, code, 403, 403)
-
-
 def at(url: str, **kwargs: Any) -> Callable[[World], Call]:
     return lambda _: Call(url, kwargs)
+
+
+def _slice_call(request: Callable[[World], tuple[str, dict[str, Any]]], w: World) -> Call:
+    return Call(*request(w))
 
 
 def signup_body() -> dict[str, str]:
@@ -101,163 +73,100 @@ def signup_body() -> dict[str, str]:
     }
 
 
-def _slice_call(request: Callable[[World], tuple[str, dict[str, Any]]], w: World) -> Call:
-    return Call(*request(w))
-
-
-RECIPE_BODY = {"label": "Leek soup", "source": "Test Kitchen", "url": "https://example.com/leek"}
-API = "/api/v1"
-
-MATRIX: tuple[Row, ...] = (
-    # Probes and documentation are public.
-    Row("GET", "/healthz", public(200), at("/healthz")),
-    Row("GET", "/readyz", public(200), at("/readyz")),
-    Row("GET", "/openapi.json", public(200), at("/openapi.json")),
-    Row("HEAD", "/openapi.json", public(200), at("/openapi.json")),
-    Row("GET", "/docs", public(200), at("/docs")),
-    Row("GET", "/docs/oauth2-redirect", public(200), at("/docs/oauth2-redirect")),
-    Row("GET", "/redoc", public(200), at("/redoc")),
-    Row("GET", "/docs/static", public(200), at(STATIC_FILE)),
-    # Authentication: open to anyone, whatever token they send.
-    Row(
-        "POST",
-        f"{API}/auth/signup",
-        public(201),
-        lambda _: Call(f"{API}/auth/signup", {"json": signup_body()}),
+# Calls whose inputs are secrets or outside data that no example can hold. Every other route is
+# called with its OpenAPI examples.
+CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
+    ("GET", "/docs/static"): at(STATIC_FILE),
+    ("POST", f"{API}/auth/signup"): lambda _: Call(f"{API}/auth/signup", {"json": signup_body()}),
+    ("POST", f"{API}/auth/login"): lambda w: Call(
+        f"{API}/auth/login", {"data": {"username": w.user.email, "password": DEFAULT_PASSWORD}}
     ),
-    Row(
-        "POST",
-        f"{API}/auth/login",
-        public(200),
-        lambda w: Call(
-            f"{API}/auth/login", {"data": {"username": w.user.email, "password": DEFAULT_PASSWORD}}
-        ),
+    ("POST", f"{API}/auth/refresh"): lambda w: Call(
+        f"{API}/auth/refresh", {"json": {"refresh_token": w.refresh_token}}
     ),
-    Row(
-        "POST",
-        f"{API}/auth/refresh",
-        public(200),
-        lambda w: Call(f"{API}/auth/refresh", {"json": {"refresh_token": w.refresh_token}}),
+    ("POST", f"{API}/auth/logout"): lambda w: Call(
+        f"{API}/auth/logout", {"json": {"refresh_token": w.refresh_token}}
     ),
-    Row(
-        "POST",
-        f"{API}/auth/logout",
-        public(204),
-        lambda w: Call(f"{API}/auth/logout", {"json": {"refresh_token": w.refresh_token}}),
+    ("POST", f"{API}/auth/password-recovery"): lambda w: Call(
+        f"{API}/auth/password-recovery", {"json": {"email": w.user.email}}
     ),
-    Row(
-        "POST",
-        f"{API}/auth/password-recovery",
-        public(202),
-        lambda w: Call(f"{API}/auth/password-recovery", {"json": {"email": w.user.email}}),
-    ),
-    Row(
-        "POST",
+    ("POST", f"{API}/auth/password-reset"): lambda w: Call(
         f"{API}/auth/password-reset",
-        public(204),
-        lambda w: Call(
-            f"{API}/auth/password-reset",
-            {"json": {"token": w.reset_token, "new_password": "another-password"}},
-        ),
+        {"json": {"token": w.reset_token, "new_password": "another-password"}},
     ),
-    # Your own account: any valid access token, whatever its scopes.
-    Row("POST", f"{API}/auth/logout-all", logged_in(204), at(f"{API}/auth/logout-all")),
-    Row(
-        "POST",
+    ("POST", f"{API}/auth/password"): at(
         f"{API}/auth/password",
-        logged_in(204),
-        at(
-            f"{API}/auth/password",
-            json={"current_password": DEFAULT_PASSWORD, "new_password": "another-password"},
-        ),
+        json={"current_password": DEFAULT_PASSWORD, "new_password": "another-password"},
     ),
-    Row("GET", f"{API}/auth/me", logged_in(200), at(f"{API}/auth/me")),
-    Row("GET", f"{API}/users/me", logged_in(200), at(f"{API}/users/me")),
-    Row("PATCH", f"{API}/users/me", logged_in(200), at(f"{API}/users/me", json={"surname": "Z"})),
-    # Superusers cannot delete themselves (409), so an admin always remains.
-    Row(
-        "DELETE",
-        f"{API}/users/me",
-        (401, 204, 204, 409, 204, 409),
-        at(f"{API}/users/me", json={"current_password": DEFAULT_PASSWORD}),
+    ("PATCH", f"{API}/users/me"): at(f"{API}/users/me", json={"surname": "Z"}),
+    ("DELETE", f"{API}/users/me"): at(
+        f"{API}/users/me", json={"current_password": DEFAULT_PASSWORD}
     ),
-    Row("GET", f"{API}/users/me/recipes", logged_in(200), at(f"{API}/users/me/recipes")),
-    # Recipes: public reads; writes need recipes:write and, on an existing one, ownership.
-    Row("GET", f"{API}/recipes", public(200), at(f"{API}/recipes")),
-    Row("GET", f"{API}/recipes/search", public(200), at(f"{API}/recipes/search?keyword=e")),
-    Row(
-        "GET",
-        f"{API}/recipes/{{recipe_id}}",
-        public(200),
-        lambda w: Call(f"{API}/recipes/{w.recipe.id}"),
-    ),
-    Row("POST", f"{API}/recipes", writer(201), at(f"{API}/recipes", json=RECIPE_BODY)),
-    Row(
-        "PATCH",
-        f"{API}/recipes/{{recipe_id}}",
-        owner(200),
-        lambda w: Call(f"{API}/recipes/{w.recipe.id}", {"json": {"label": "Changed"}}),
-    ),
-    Row(
-        "DELETE",
-        f"{API}/recipes/{{recipe_id}}",
-        owner(204),
-        lambda w: Call(f"{API}/recipes/{w.recipe.id}"),
-    ),
-    # User administration: superusers with users:admin only.
-    Row("GET", f"{API}/users", admin(200), at(f"{API}/users")),
-    Row(
-        "POST", f"{API}/users", admin(201), lambda _: Call(f"{API}/users", {"json": signup_body()})
-    ),
-    Row("GET", f"{API}/users/{{user_id}}", admin(200), lambda w: Call(f"{API}/users/{w.user.id}")),
-    Row(
-        "PATCH",
-        f"{API}/users/{{user_id}}",
-        admin(200),
-        lambda w: Call(f"{API}/users/{w.user.id}", {"json": {"first_name": "Q"}}),
-    ),
-    Row(
-        "DELETE", f"{API}/users/{{user_id}}", admin(204), lambda w: Call(f"{API}/users/{w.user.id}")
-    ),
-    # Optional slices' rows, from their tests/utils module.
-    *(
-        Row(method, path, expect, partial(_slice_call, request))
-        for method, path, expect, request in collect("AUTHORIZATION_ROWS")
-    ),
-)
+    ("POST", f"{API}/users"): lambda _: Call(f"{API}/users", {"json": signup_body()}),
+    # Optional slices' calls, from their tests/utils module.
+    **{
+        (method, path): partial(_slice_call, request)
+        for method, path, request in collect("AUTHORIZATION_CALLS")
+    },
+}
+# Where the answer is not the route's access rule alone. Superusers cannot delete themselves
+# (409), so an admin always remains.
+EXPECT: dict[tuple[str, str], Statuses] = {
+    ("DELETE", f"{API}/users/me"): (401, 204, 204, 409, 204, 409),
+}
+# Open to anyone by design, though they declare no public cache policy: the auth flows.
+OPEN = {
+    (e.method, e.path)
+    for e in endpoints(app)
+    if e.path.startswith(f"{API}/auth/") and (e.method, e.path) in CALLS
+}
 
 
-def served_routes(application: FastAPI) -> set[tuple[str, str]]:
-    """Every (method, path) the app answers, seen through included routers and mounts."""
-    served: set[tuple[str, str]] = set()
-    for context in iter_route_contexts(application.routes):
-        route, path = context.original_route, str(context.path)
-        if isinstance(route, Mount):
-            served.add(("GET", path))
-        elif isinstance(route, APIRoute | Route):
-            served.update((method, path) for method in route.methods or ())
-        else:
-            raise AssertionError(f"a route of an unknown kind: {route!r}")
-    return served
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str
+    expect: Statuses
+    call: Callable[[World], Any]
 
 
-def matrix_gaps(application: FastAPI) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
-    """Routes served without a row, and rows for routes no longer served."""
-    rows = {(row.method, row.path) for row in MATRIX}
-    served = served_routes(application)
-    return served - rows, rows - served
+def _generic_call(endpoint: Endpoint) -> Callable[[World], Any]:
+    async def call(world: World) -> Call:
+        query, body = example_call(SPEC, endpoint)
+        kwargs: dict[str, Any] = {"params": query} if query else {}
+        if body is not None:
+            kwargs["json"] = await world.rows.fill(body)
+        return Call(await world.rows.url(endpoint.path), kwargs)
+
+    return call
+
+
+def matrix(application: FastAPI) -> tuple[list[Row], list[str]]:
+    """A row per served route, and what keeps a route from having one."""
+    rows, problems = [], []
+    for endpoint in endpoints(application):
+        key = (endpoint.method, endpoint.path)
+        if not endpoint.declared and key not in OPEN:
+            problems.append(f"{endpoint.method} {endpoint.path}: open to anyone, not declared")
+            continue
+        call = CALLS.get(key) or _generic_call(endpoint)
+        rows.append(Row(*key, EXPECT.get(key) or endpoint.expect(), call))
+    return rows, problems
+
+
+MATRIX, PROBLEMS = matrix(app)
 
 
 def test_matrix_covers_every_served_route() -> None:
     assert len({(row.method, row.path) for row in MATRIX}) == len(MATRIX), "duplicate rows"
-    missing, stale = matrix_gaps(app)
-    assert not missing, f"routes without a row in MATRIX: {sorted(missing)}"
-    assert not stale, f"rows for routes the app does not serve: {sorted(stale)}"
+    assert not PROBLEMS, PROBLEMS
+    stale = (CALLS.keys() | EXPECT.keys()) - {(row.method, row.path) for row in MATRIX}
+    assert not stale, f"special cases for routes the app does not serve: {sorted(stale)}"
 
 
-def test_matrix_check_fails_for_a_route_without_a_row() -> None:
+def test_matrix_check_fails_for_an_undeclared_open_route() -> None:
     application = create_app()
-    assert matrix_gaps(application) == (set(), set())
+    assert matrix(application)[1] == []
 
     @application.get("/api/v1/forgotten/{thing_id}")
     async def forgotten(thing_id: int) -> int:
@@ -266,9 +175,11 @@ def test_matrix_check_fails_for_a_route_without_a_row() -> None:
     async def raw(_: Request) -> Response:
         return Response()
 
-    application.router.add_route("/raw", raw, methods=["PUT"])
-    missing, _ = matrix_gaps(application)
-    assert missing == {("GET", "/api/v1/forgotten/{thing_id}"), ("PUT", "/raw")}
+    application.router.add_route("/api/v1/raw", raw, methods=["PUT"])
+    assert matrix(application)[1] == [
+        "GET /api/v1/forgotten/{thing_id}: open to anyone, not declared",
+        "PUT /api/v1/raw: open to anyone, not declared",
+    ]
 
 
 @pytest.fixture
@@ -276,12 +187,12 @@ async def world(db: AsyncSession) -> World:
     user = await create_random_user(db)
     other = await create_random_user(db)
     superuser = await create_random_user(db, is_superuser=True)
-    recipe = await create_random_recipe(db, submitter_id=user.id, label="Leek and potato")
     refresh_token, _ = await crud.refresh_token.create_for_user(
-        db, user_id=user.id, scope=SCOPE_RECIPES_WRITE
+        db, user_id=user.id, scope=scope_string(entitled_scopes(is_superuser=False))
     )
     reset_token = await crud.password_reset_token.create_for_user(db, user_id=user.id)
-    return World(user, other, superuser, recipe, refresh_token, reset_token)
+    rows = Rows(db, user, owners(app))
+    return World(user, other, superuser, rows, refresh_token, reset_token)
 
 
 def headers_for(principal: str, world: World) -> dict[str, str]:
@@ -291,7 +202,9 @@ def headers_for(principal: str, world: World) -> dict[str, str]:
         "other": auth_headers(world.other.id),
         "superuser": auth_headers(world.superuser.id, scopes=SCOPES),
         "user_no_scope": auth_headers(world.user.id, scopes=()),
-        "admin_no_scope": auth_headers(world.superuser.id, scopes=[SCOPE_RECIPES_WRITE]),
+        "admin_no_scope": auth_headers(
+            world.superuser.id, scopes=entitled_scopes(is_superuser=False)
+        ),
     }
     return tokens[principal]
 
@@ -312,8 +225,6 @@ CELLS = [
 ]
 
 
-# A sender in place, so password recovery answers as designed with or without the email slice.
-@pytest.mark.usefixtures("mailbox")
 @pytest.mark.parametrize(("row", "principal", "expected"), CELLS)
 async def test_route_answers_each_principal_as_the_matrix_says(
     client: httpx2.AsyncClient,
@@ -325,6 +236,8 @@ async def test_route_answers_each_principal_as_the_matrix_says(
 ) -> None:
     app.dependency_overrides.update(FAKES)
     call = row.call(world)
+    if not isinstance(call, Call):
+        call = await call
     before = await snapshot(db)
     response = await client.request(
         row.method, call.url, headers=headers_for(principal, world), **call.kwargs
@@ -347,8 +260,8 @@ class Smuggle:
     value: Callable[[World], Any]
     ok: int
 
-    def url(self, w: World) -> str:
-        return self.path.format(recipe_id=w.recipe.id, user_id=w.user.id)
+    async def url(self, w: World) -> str:
+        return await w.rows.url(self.path)
 
 
 RECIPE_PATH = f"{API}/recipes/{{recipe_id}}"
@@ -372,13 +285,16 @@ SMUGGLES = [
         Smuggle("POST", f"{API}/recipes", lambda _: dict(RECIPE_BODY), "user", f, v, 201)
         for f, v in (
             ("submitter_id", lambda w: w.other.id),
-            ("id", lambda w: w.recipe.id + 1000),
+            ("id", lambda w: w.rows.ids["recipe_id"] + 1000),
             ("created_at", lambda _: "2000-01-01T00:00:00Z"),
         )
     ),
     *(
         Smuggle("PATCH", RECIPE_PATH, lambda _: {"label": "Mine now"}, "user", f, v, 200)
-        for f, v in (("submitter_id", lambda w: w.other.id), ("id", lambda w: w.recipe.id + 1000))
+        for f, v in (
+            ("submitter_id", lambda w: w.other.id),
+            ("id", lambda w: w.rows.ids["recipe_id"] + 1000),
+        )
     ),
     *(
         Smuggle("PATCH", f"{API}/users/me", lambda _: {"surname": "Z"}, "user", f, v, 200)
@@ -423,8 +339,9 @@ async def test_write_with_a_field_the_caller_does_not_own_is_refused(
     client: httpx2.AsyncClient, db: AsyncSession, world: World, smuggle: Smuggle
 ) -> None:
     app.dependency_overrides.update(FAKES)
+    await world.rows.id_for("recipe_id")  # what the forged values point at
     url, body, headers = (
-        smuggle.url(world),
+        await smuggle.url(world),
         smuggle.body(world),
         headers_for(smuggle.principal, world),
     )
@@ -462,14 +379,15 @@ async def test_created_rows_belong_to_the_caller_and_are_ordinary(
 async def test_superuser_edit_keeps_a_recipe_with_its_submitter(
     client: httpx2.AsyncClient, db: AsyncSession, world: World
 ) -> None:
+    recipe_id = await world.rows.id_for("recipe_id")
     response = await client.patch(
-        RECIPE_PATH.format(recipe_id=world.recipe.id),
+        RECIPE_PATH.format(recipe_id=recipe_id),
         headers=headers_for("superuser", world),
         json={"label": "Edited"},
     )
 
     assert response.status_code == 200
-    stored = await db.get(Recipe, world.recipe.id, populate_existing=True)
+    stored = await db.get(Recipe, recipe_id, populate_existing=True)
     assert stored is not None
     assert (stored.label, stored.submitter_id) == ("Edited", world.user.id)
 
@@ -477,16 +395,16 @@ async def test_superuser_edit_keeps_a_recipe_with_its_submitter(
 async def test_other_users_recipe_is_not_revealed_as_missing_or_changed(
     client: httpx2.AsyncClient, world: World
 ) -> None:
+    recipe_id = await world.rows.id_for("recipe_id")
+    label = (await client.get(RECIPE_PATH.format(recipe_id=recipe_id))).json()["label"]
     # 403 for someone else's recipe, 404 only for one that does not exist: ids are public
     # (recipes are readable by anyone), so the difference discloses nothing.
     other = headers_for("other", world)
     denied = await client.patch(
-        RECIPE_PATH.format(recipe_id=world.recipe.id), headers=other, json={"label": "Mine"}
+        RECIPE_PATH.format(recipe_id=recipe_id), headers=other, json={"label": "Mine"}
     )
     missing = await client.patch(
-        f"{API}/recipes/{world.recipe.id + 1000}", headers=other, json={"label": "Mine"}
+        f"{API}/recipes/{recipe_id + 1000}", headers=other, json={"label": "Mine"}
     )
     assert (denied.status_code, missing.status_code) == (403, 404)
-    assert (await client.get(RECIPE_PATH.format(recipe_id=world.recipe.id))).json()[
-        "label"
-    ] == world.recipe.label
+    assert (await client.get(RECIPE_PATH.format(recipe_id=recipe_id))).json()["label"] == label

@@ -1,6 +1,7 @@
 """Schemathesis over every operation, anonymous, as a user and as a superuser, then stateful."""
 
 import os
+import re
 from typing import Any
 
 import hypothesis
@@ -16,6 +17,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.adversarial.conftest import FUZZ_APP, FuzzApp
+from tests.utils.routes import endpoints
 
 # fast: every operation a few times, derandomized, well under a minute on SQLite; the README's
 # test command runs it. deep: many more examples and longer stateful runs, for CI's PostgreSQL leg.
@@ -108,18 +110,39 @@ def test_stateful_sequences_conform_for_role(fuzz_app: FuzzApp, role: str) -> No
     )
 
 
+def _label(method: str, path: str) -> str:
+    # Schemathesis' name for an operation in its state machine's rules.
+    return f"{method}_{re.sub(r'[^A-Za-z0-9]+', '_', path).strip('_')}_"
+
+
+def _links() -> list[tuple[str, str]]:
+    """Each create route (201) feeding the routes of the one row it made, derived from the
+    routes, so a new resource's links are checked with no edit here."""
+    served = {(e.method, e.path) for e in endpoints(FUZZ_APP.app)}
+    return [
+        (f"{_label('POST', path)}__201", _label(verb, item))
+        for method, path in sorted(served)
+        if method == "POST" and path.startswith("/api/")
+        for item in {p for _, p in served if re.fullmatch(rf"{re.escape(path)}/{{\w+_id}}", p)}
+        for verb in ("GET", "PATCH", "DELETE")
+        if (verb, item) in served
+    ]
+
+
+LINKS = _links()
+
+
+def test_links_are_derived_for_every_resource() -> None:
+    assert ("POST_api_v1_users___201", "GET_api_v1_users_user_id_") in LINKS
+    assert len(LINKS) >= 6
+
+
 @pytest.mark.parametrize(
     ("producer", "consumer"),
-    [
-        ("POST_api_v1_recipes___201", "GET_api_v1_recipes_recipe_id_"),
-        ("POST_api_v1_recipes___201", "PATCH_api_v1_recipes_recipe_id_"),
-        ("POST_api_v1_recipes___201", "DELETE_api_v1_recipes_recipe_id_"),
-        ("POST_api_v1_users___201", "GET_api_v1_users_user_id_"),
-        ("POST_api_v1_auth_signup___201", "PATCH_api_v1_users_user_id_"),
-    ],
+    [*LINKS, ("POST_api_v1_auth_signup___201", "PATCH_api_v1_users_user_id_")],
 )
 def test_state_machine_links_producer_to_consumer(producer: str, consumer: str) -> None:
     # The stateful runs only chain calls where a response feeds a path parameter; this holds
-    # while the parameters are named recipe_id and user_id after the `id` they take.
+    # while each path parameter is named {resource}_id after the `id` it takes.
     rules = [name for name in dir(schema.as_state_machine()) if name.startswith(producer)]
     assert any(rule.endswith(consumer) for rule in rules), rules

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app import crud
-from app.models import IdempotencyKey, Recipe, User
+from app.crud.crud_recipe import recipe as recipes
+from app.models import IdempotencyKey, User
+from app.models.recipe import Recipe
 from app.services.errors import Conflict
 from tests.adversarial.test_races import _serving
 from tests.utils.db import migrate
@@ -114,15 +115,15 @@ async def test_failed_write_keeps_no_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     key = secrets.token_hex(16)
-    add = crud.recipe.add
+    add = recipes.add
 
     async def refuse(*_: Any, **__: Any) -> Recipe:
         raise Conflict
 
-    monkeypatch.setattr(crud.recipe, "add", refuse)
+    monkeypatch.setattr(recipes, "add", refuse)
     failed = await client.post(RECIPES, json=_body(), headers=_headers(normal_user, key))
     assert failed.status_code == 409
-    monkeypatch.setattr(crud.recipe, "add", add)
+    monkeypatch.setattr(recipes, "add", add)
     # Rolled back with the write: the retry runs.
     retry = await client.post(RECIPES, json=_body(), headers=_headers(normal_user, key))
     assert retry.status_code == 201
@@ -161,14 +162,14 @@ async def _duplicate_while_the_first_runs(url: str) -> tuple[int, httpx2.Respons
         user = await _user(sessions)
         headers = _headers(user, secrets.token_hex(16))
         entered, release = asyncio.Event(), asyncio.Event()
-        add = crud.recipe.add
+        add = recipes.add
 
         async def slow_add(db: AsyncSession, obj: Recipe) -> Recipe:
             entered.set()
             await release.wait()
             return await add(db, obj)
 
-        crud.recipe.add = slow_add  # type: ignore[method-assign]
+        recipes.add = slow_add  # type: ignore[method-assign]
         try:
             first = asyncio.create_task(http.post(RECIPES, json=_body(), headers=headers))
             await entered.wait()
@@ -179,7 +180,7 @@ async def _duplicate_while_the_first_runs(url: str) -> tuple[int, httpx2.Respons
             release.set()
             answered = await first
         finally:
-            crud.recipe.add = add  # type: ignore[method-assign]
+            recipes.add = add  # type: ignore[method-assign]
         late = await second
         assert answered.status_code == 201, answered.text
         assert late.status_code in {201, 409}

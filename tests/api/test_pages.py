@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.pages import MAX_QUERY_LENGTH, PAGE_SIZE
 from app.main import create_app
-from app.models import Recipe, User
+from app.models import User
+from app.models.recipe import Recipe
 from tests.utils.recipe import create_random_recipe
 from tests.utils.utils import Configure, open_client
 

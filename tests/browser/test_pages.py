@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from app.db.init_db import SEED_RECIPES
+from app.crud.crud_recipe import SEED_RECIPES
 from tests.browser.conftest import EXTRA_RECIPES, SCRIPT_LABEL, Tab
 
 pytestmark = pytest.mark.browser

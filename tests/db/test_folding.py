@@ -3,7 +3,7 @@
 from sqlalchemy import make_url, select
 
 from app.db.folding import any_case_like
-from app.models import Recipe
+from app.models.recipe import Recipe
 
 
 def _sql(url: str) -> str:

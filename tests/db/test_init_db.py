@@ -7,9 +7,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
 from app.core.config import settings
+from app.crud.crud_recipe import SEED_RECIPES
+from app.crud.crud_recipe import recipe as recipes
 from app.crud.pagination import PageParams
-from app.db.init_db import SEED_RECIPES, init_db
-from app.models import Recipe, User
+from app.db.init_db import init_db
+from app.models import User
+from app.models.recipe import Recipe
 from app.services import user as user_service
 
 
@@ -23,17 +26,17 @@ async def test_init_db_creates_superuser_and_recipes_once(db: AsyncSession) -> N
     assert superuser.email == settings.FIRST_SUPERUSER_EMAIL
     password = settings.FIRST_SUPERUSER_PASSWORD.get_secret_value()
     assert await user_service.authenticate(db, email=superuser.email, password=password) is not None
-    seeded = await crud.recipe.paginate_by_submitter(
+    seeded = await recipes.paginate_by_submitter(
         db, PageParams(limit=100), submitter_id=superuser.id
     )
     labels = {r.label for r in seeded.items}
     assert {"Chicken Vesuvio", "Chicken Paprikash", "Cauliflower and Tofu Curry Recipe"} <= labels
     assert len(labels) == len(SEED_RECIPES)
 
-    users, recipes = await _count(db, User), await _count(db, Recipe)
+    users, rows = await _count(db, User), await _count(db, Recipe)
     again = await init_db(db)
     assert again.id == superuser.id
-    assert (await _count(db, User), await _count(db, Recipe)) == (users, recipes)
+    assert (await _count(db, User), await _count(db, Recipe)) == (users, rows)
 
 
 async def test_init_db_takes_the_account_that_won_the_race(

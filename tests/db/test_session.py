@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import crud
 from app.api.deps import ReadSessionDep, SessionDep
 from app.core.config import settings
+from app.crud.crud_recipe import recipe as recipes
 from app.crud.pagination import MAX_ID
 from app.db import session as session_module
 from app.db.session import (
@@ -30,7 +31,8 @@ from app.db.session import (
     write_intent,
 )
 from app.main import app
-from app.models import Recipe, User
+from app.models import User
+from app.models.recipe import Recipe
 from tests.utils.user import create_random_user
 
 
@@ -239,5 +241,5 @@ async def _writes_through_a_read_session_do_not_type_check(read: ReadSession) ->
     # Never run: mypy checks it, and an ignore that is no longer needed fails `check`.
     read.add(User())  # type: ignore[attr-defined]
     await read.execute(delete(User))  # type: ignore[attr-defined]
-    await crud.recipe.add(read, Recipe())  # type: ignore[arg-type]
+    await recipes.add(read, Recipe())  # type: ignore[arg-type]
     await crud.user.remove(read, User())  # type: ignore[arg-type]

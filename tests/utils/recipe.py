@@ -2,9 +2,9 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import crud
-from app.models import Recipe
-from app.schemas import RecipeCreate
+from app.crud.crud_recipe import recipe as recipes
+from app.models.recipe import Recipe
+from app.schemas.recipe import RecipeCreate
 from tests.utils.utils import random_lower_string
 
 
@@ -18,4 +18,4 @@ async def create_random_recipe(
             "url": f"https://example.com/{random_lower_string(10)}",
         }
     )
-    return await crud.recipe.add(db, Recipe(**recipe_in.model_dump(), submitter_id=submitter_id))
+    return await recipes.add(db, Recipe(**recipe_in.model_dump(), submitter_id=submitter_id))

@@ -3,7 +3,7 @@ deleting a slice's files needs no edit to any shared test.
 
 Each tests/utils module may define pytest fixtures (made visible to the whole suite, since
 tests/conftest.py loads this module as a plugin), FAKES (dependency -> stand-in, for the apps
-shared tests drive without the slice's lifespan), and AUTHORIZATION_ROWS and SMUGGLES for the
+shared tests drive without the slice's lifespan), and AUTHORIZATION_CALLS and SMUGGLES for the
 authorization matrix in tests/adversarial/test_authorization.py.
 """
 

@@ -15,13 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import SessionFactory, get_session_factory
 from app.core.config import Settings
-from app.core.security import SCOPE_RECIPES_WRITE, create_access_token
+from app.core.security import create_access_token, entitled_scopes
 from app.crud.base import Repository
 from app.db.session import Reader, ReadSession, get_db, get_read_db, request_transaction
 
 # An optional slice's row of the authorization matrix (tests/utils/slices.py): method, path,
 # statuses per principal, and the request as (url, httpx keyword arguments) from the World.
-AuthorizationRow = tuple[str, str, tuple[int, ...], Callable[[Any], tuple[str, dict[str, Any]]]]
+AuthorizationCall = tuple[str, str, Callable[[Any], tuple[str, dict[str, Any]]]]
 
 # The `configure` fixture: change settings for one test, then build apps with create_app().
 Configure = Callable[..., Settings]
@@ -35,8 +35,10 @@ def random_email() -> str:
     return f"{random_lower_string(12)}@example.com"
 
 
-def auth_headers(user_id: int, scopes: Iterable[str] = (SCOPE_RECIPES_WRITE,)) -> dict[str, str]:
+def auth_headers(user_id: int, scopes: Iterable[str] | None = None) -> dict[str, str]:
     """A bearer header; an ordinary user's scopes unless told (superusers: scopes=SCOPES)."""
+    if scopes is None:
+        scopes = entitled_scopes(is_superuser=False)
     return {"Authorization": f"Bearer {create_access_token(user_id, scopes=scopes)}"}
 
 

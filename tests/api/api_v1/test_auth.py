@@ -21,7 +21,7 @@ from app.core import mail, security
 from app.core.config import settings
 from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisStore
-from app.core.security import create_access_token
+from app.core.security import create_access_token, entitled_scopes, scope_string
 from app.main import app
 from app.models import User
 from tests.conftest import TEST_REDIS_URL
@@ -274,7 +274,10 @@ async def test_login_returns_refresh_token_expiry_and_scopes(
 ) -> None:
     body = await login(client, normal_user.email)
     assert body["expires_in"] == settings.ACCESS_TOKEN_EXPIRE_MINUTES * 60
-    assert body["scope"] == "recipes:write"
+    # Every scope the resources declare for users; superusers get users:admin too.
+    user_scopes = scope_string(entitled_scopes(is_superuser=False))
+    assert "recipes:write" in user_scopes.split()
+    assert body["scope"] == user_scopes
     assert body["refresh_token"] != body["access_token"]
     claims = jwt.decode(
         body["access_token"],
@@ -282,10 +285,10 @@ async def test_login_returns_refresh_token_expiry_and_scopes(
         algorithms=["HS256"],
         audience=settings.JWT_AUDIENCE,
     )
-    assert claims["scope"] == "recipes:write"
+    assert claims["scope"] == user_scopes
     assert {"sub", "exp", "iat", "type"} <= claims.keys()
     admin = await login(client, superuser.email)
-    assert admin["scope"] == "recipes:write users:admin"
+    assert admin["scope"] == scope_string([*user_scopes.split(), "users:admin"])
 
 
 async def test_login_may_narrow_scopes(client: httpx2.AsyncClient, superuser: User) -> None:
@@ -318,7 +321,7 @@ async def test_refresh_rotates_the_pair(client: httpx2.AsyncClient, normal_user:
     assert response.status_code == 200
     second = response.json()
     assert second["refresh_token"] != first["refresh_token"]
-    assert second["scope"] == "recipes:write"
+    assert second["scope"] == scope_string(entitled_scopes(is_superuser=False))
     me = await client.get(ME, headers=bearer(second["access_token"]))
     assert me.json()["id"] == normal_user.id
     third = await client.post(REFRESH, json={"refresh_token": second["refresh_token"]})
@@ -440,7 +443,7 @@ async def test_refresh_drops_scopes_the_user_has_lost(
     stale = await client.get(USERS, headers=bearer(body["access_token"]))
     assert stale.status_code == 403
     refreshed = await client.post(REFRESH, json={"refresh_token": body["refresh_token"]})
-    assert refreshed.json()["scope"] == "recipes:write"
+    assert refreshed.json()["scope"] == scope_string(entitled_scopes(is_superuser=False))
 
 
 async def test_logout_makes_the_refresh_token_useless(

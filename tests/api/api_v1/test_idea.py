@@ -20,7 +20,8 @@ from app.core.cache import MemoryCache, RedisCache
 from app.core.config import Settings, settings
 from app.db.session import get_db, get_read_db, make_engine, make_sessionmaker
 from app.main import app, create_app
-from app.models import Recipe, User
+from app.models import User
+from app.models.recipe import Recipe
 from app.schemas.idea import IdeaFeed, IdeaRead
 from tests.utils.db import migrate
 from tests.utils.idea import SUBREDDITS, IdeaStub, Reply, post

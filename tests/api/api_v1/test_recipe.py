@@ -7,18 +7,20 @@ import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from app import crud
 from app.api.deps import get_cache
+from app.crud.crud_recipe import recipe as recipes
 from app.crud.pagination import MAX_ID, encode_cursor
 from app.db.session import make_sessionmaker
 from app.main import app
-from app.models import Recipe, User
+from app.models import User
+from app.models.recipe import Recipe
 from tests.utils.db import migrate
 from tests.utils.recipe import create_random_recipe
 from tests.utils.user import create_random_user
 from tests.utils.utils import auth_headers, lose_after_loading, override_sessions
 
 RECIPES = "/api/v1/recipes"
+MY_RECIPES = "/api/v1/users/me/recipes"
 NEW_RECIPE = {"label": "Lemon Tart", "source": "Home", "url": "https://example.com/lemon-tart"}
 
 
@@ -319,7 +321,7 @@ async def test_delete_recipe_unknown_is_404_and_anonymous_is_401(
 
 def _deleted_after_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     """The recipe is loaded, then deleted by a concurrent request before this one writes."""
-    lose_after_loading(monkeypatch, crud.recipe, Recipe)
+    lose_after_loading(monkeypatch, recipes, Recipe)
 
 
 @pytest.mark.parametrize(("method", "body"), [("PATCH", {"label": "Too late"}), ("DELETE", None)])
@@ -393,3 +395,29 @@ def test_cache_is_dropped_only_after_the_change_is_committed(fresh_database_url:
     # Dropped before the commit, a read in between would cache the old row (or a deleted one).
     migrate(fresh_database_url)
     assert asyncio.run(_invalidations(fresh_database_url)) == ["Changed", None]
+
+
+async def test_read_my_recipes_lists_only_mine(
+    client: httpx2.AsyncClient,
+    db: AsyncSession,
+    normal_user: User,
+    superuser: User,
+    normal_user_token_headers: dict[str, str],
+) -> None:
+    mine = [await create_random_recipe(db, submitter_id=normal_user.id) for _ in range(3)]
+    await create_random_recipe(db, submitter_id=superuser.id)
+    first = await client.get(MY_RECIPES, params={"limit": 2}, headers=normal_user_token_headers)
+    assert first.status_code == 200
+    page = first.json()
+    second = await client.get(
+        MY_RECIPES,
+        params={"limit": 2, "cursor": page["next_cursor"]},
+        headers=normal_user_token_headers,
+    )
+    ids = [r["id"] for r in page["items"] + second.json()["items"]]
+    assert ids == [r.id for r in reversed(mine)]
+    assert second.json()["next_cursor"] is None
+
+
+async def test_read_my_recipes_anonymous_is_401(client: httpx2.AsyncClient) -> None:
+    assert (await client.get(MY_RECIPES)).status_code == 401

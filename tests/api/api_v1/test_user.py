@@ -1,4 +1,4 @@
-"""User endpoints: your own account and recipes, administration, scopes on every route."""
+"""User endpoints: your own account, administration, scopes on every route."""
 
 import re
 from typing import Any
@@ -14,6 +14,7 @@ from app.main import app
 from app.models import User
 from tests.utils.mail import Mailbox
 from tests.utils.recipe import create_random_recipe
+from tests.utils.routes import Endpoint, Rows, endpoints, example_call, owners
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
 from tests.utils.utils import (
     auth_headers,
@@ -23,34 +24,7 @@ from tests.utils.utils import (
 )
 
 USERS = "/api/v1/users"
-
-
-async def test_read_my_recipes_lists_only_mine(
-    client: httpx2.AsyncClient,
-    db: AsyncSession,
-    normal_user: User,
-    superuser: User,
-    normal_user_token_headers: dict[str, str],
-) -> None:
-    mine = [await create_random_recipe(db, submitter_id=normal_user.id) for _ in range(3)]
-    await create_random_recipe(db, submitter_id=superuser.id)
-    first = await client.get(
-        f"{USERS}/me/recipes", params={"limit": 2}, headers=normal_user_token_headers
-    )
-    assert first.status_code == 200
-    page = first.json()
-    second = await client.get(
-        f"{USERS}/me/recipes",
-        params={"limit": 2, "cursor": page["next_cursor"]},
-        headers=normal_user_token_headers,
-    )
-    ids = [r["id"] for r in page["items"] + second.json()["items"]]
-    assert ids == [r.id for r in reversed(mine)]
-    assert second.json()["next_cursor"] is None
-
-
-async def test_read_my_recipes_anonymous_is_401(client: httpx2.AsyncClient) -> None:
-    assert (await client.get(f"{USERS}/me/recipes")).status_code == 401
+SPEC = app.openapi()
 
 
 async def test_read_users_as_superuser_pages_without_secrets(
@@ -500,60 +474,53 @@ async def test_admin_routes_unknown_user_is_404(
 
 # --- Scopes on every write and admin route ------------------------------------------------------
 
-ADMIN_ROUTES = [
-    ("GET", "/api/v1/users", None),
-    ("POST", "/api/v1/users", {"email": "x@example.com", "password": "pw-pw-pw-pw"}),
-    ("GET", "/api/v1/users/{user_id}", None),
-    ("PATCH", "/api/v1/users/{user_id}", {"surname": "X"}),
-    ("DELETE", "/api/v1/users/{user_id}", None),
-]
-WRITE_ROUTES = [
-    ("POST", "/api/v1/recipes", {"label": "L", "source": "S", "url": "https://example.com/x"}),
-    ("PATCH", "/api/v1/recipes/{recipe_id}", {"label": "L"}),
-    ("DELETE", "/api/v1/recipes/{recipe_id}", None),
-]
+# Derived from the routes: every route that declares a scope, and every superuser route.
+SCOPED_ROUTES = [e for e in endpoints(app) if e.scopes]
+ADMIN_ROUTES = [e for e in SCOPED_ROUTES if e.superuser]
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body", "scope"),
-    [(*route, "users:admin") for route in ADMIN_ROUTES]
-    + [(*route, "recipes:write") for route in WRITE_ROUTES],
-)
+def _ids(routes: list[Endpoint]) -> list[Any]:
+    return [pytest.param(e, id=f"{e.method} {e.path}") for e in routes]
+
+
+async def _call(db: AsyncSession, owner: User, endpoint: Endpoint) -> tuple[str, Any]:
+    rows = Rows(db, owner, owners(app))
+    _, body = example_call(SPEC, endpoint)
+    return await rows.url(endpoint.path), await rows.fill(body)
+
+
+def test_scoped_routes_are_found() -> None:
+    # The derivation sees the scopes through every alias and dependency.
+    assert {scope for e in SCOPED_ROUTES for scope in e.scopes} == set(SCOPES)
+    assert len(ADMIN_ROUTES) >= 5
+
+
+@pytest.mark.parametrize("endpoint", _ids(SCOPED_ROUTES))
 async def test_routes_refuse_a_token_without_their_scope(
-    client: httpx2.AsyncClient,
-    db: AsyncSession,
-    superuser: User,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None,
-    scope: str,
+    client: httpx2.AsyncClient, db: AsyncSession, superuser: User, endpoint: Endpoint
 ) -> None:
-    recipe = await create_random_recipe(db, submitter_id=superuser.id)
-    url = path.format(user_id=superuser.id, recipe_id=recipe.id)
-    # A superuser's token holding every scope but the one the route needs.
-    other_scopes = [s for s in SCOPES if s != scope]
+    url, body = await _call(db, superuser, endpoint)
+    # A superuser's token holding every scope but the ones the route needs.
+    other_scopes = [s for s in SCOPES if s not in endpoint.scopes]
     response = await client.request(
-        method, url, json=body, headers=auth_headers(superuser.id, scopes=other_scopes)
+        endpoint.method, url, json=body, headers=auth_headers(superuser.id, scopes=other_scopes)
     )
     assert response.status_code == 403
-    assert response.headers["www-authenticate"] == f'Bearer scope="{scope}"'
-    anonymous = await client.request(method, url, json=body)
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('Bearer scope="')
+    assert set(challenge.removeprefix('Bearer scope="').rstrip('"').split()) == endpoint.scopes
+    anonymous = await client.request(endpoint.method, url, json=body)
     assert anonymous.status_code == 401
 
 
-@pytest.mark.parametrize(("method", "path", "body"), ADMIN_ROUTES)
+@pytest.mark.parametrize("endpoint", _ids(ADMIN_ROUTES))
 async def test_admin_routes_refuse_ordinary_users(
-    client: httpx2.AsyncClient,
-    normal_user: User,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None,
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User, endpoint: Endpoint
 ) -> None:
     # Even a forged claim of users:admin does not help a user who is not a superuser.
+    url, body = await _call(db, normal_user, endpoint)
     headers = auth_headers(normal_user.id, scopes=SCOPES)
-    response = await client.request(
-        method, path.format(user_id=normal_user.id), json=body, headers=headers
-    )
+    response = await client.request(endpoint.method, url, json=body, headers=headers)
     assert response.status_code == 403
 
 
@@ -571,7 +538,7 @@ async def test_superuser_flag_without_scope_in_database_still_needs_is_superuser
 def test_openapi_declares_scopes_per_route() -> None:
     schema = app.openapi()
     flows = schema["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]
-    assert set(flows["password"]["scopes"]) == {"recipes:write", "users:admin"}
+    assert set(flows["password"]["scopes"]) == set(SCOPES) >= {"recipes:write", "users:admin"}
     paths = schema["paths"]
 
     def scopes(method: str, path: str) -> list[str]:

@@ -11,16 +11,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 
 from app import crud
-from app.api.deps import CurrentUser, RecipeWriter, SessionDep
+from app.api.api_v1.endpoints.recipe import RecipeWriter
+from app.api.deps import CurrentUser, SessionDep
 from app.api.responses import errors
 from app.api.state import AppState
 from app.clients.ideas import IdeasClient, IdeasError, open_ideas_client
 from app.core.cache import RedisCache
 from app.core.config import settings
+from app.crud.crud_recipe import recipe as recipes
 from app.db.session import commit_early
-from app.models import Recipe
-from app.schemas import RecipeCreate, RecipeRead
+from app.models.recipe import Recipe
 from app.schemas.idea import IdeaFeed, IdeaImport
+from app.schemas.recipe import RecipeCreate, RecipeRead
 
 
 @asynccontextmanager
@@ -83,7 +85,7 @@ async def import_idea(
     """Save one of the current ideas as your recipe: its title is the label, its subreddit the
     source."""
     url = str(idea_in.url)
-    if await crud.recipe.get_by_url(db, submitter_id=user.id, url=url) is not None:
+    if await recipes.get_by_url(db, submitter_id=user.id, url=url) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=DUPLICATE)
     # A write request's transaction holds SQLite's write lock (and on PostgreSQL a pooled
     # connection) from its first query; none is held across the upstream's budget.
@@ -98,10 +100,10 @@ async def import_idea(
     # Checked again under the caller's row lock (SQLite: the write lock): a concurrent import
     # of this url may have added it while this one waited on the upstream.
     await crud.user.lock(db, user.id)
-    if await crud.recipe.get_by_url(db, submitter_id=user.id, url=url) is not None:
+    if await recipes.get_by_url(db, submitter_id=user.id, url=url) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=DUPLICATE)
     recipe_in = RecipeCreate.model_validate(
         {"label": idea.title[:LABEL_MAX_LENGTH], "source": f"r/{subreddit}", "url": url}
     )
-    recipe = await crud.recipe.add(db, Recipe(**recipe_in.model_dump(), submitter_id=user.id))
+    recipe = await recipes.add(db, Recipe(**recipe_in.model_dump(), submitter_id=user.id))
     return RecipeRead.model_validate(recipe)

@@ -1,32 +1,62 @@
-"""Recipes: public reads, writes by their submitter (or a superuser)."""
+"""Recipes: anyone reads and searches; logged-in users submit; submitters (or superusers) edit."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from pydantic import AfterValidator
 
-from app import crud
 from app.api.cache_policy import public_cache
 from app.api.deps import (
     CacheDep,
-    OwnedRecipe,
+    CurrentUser,
     PageDep,
     ReadSessionDep,
-    RecipeId,
-    RecipeWriter,
     SessionDep,
+    owned,
+    path_id,
+    scoped_user,
 )
 from app.api.idempotency import idempotent
 from app.api.responses import errors
 from app.core.config import settings
+from app.crud.crud_recipe import recipe as recipes
 from app.crud.pagination import MAX_ID, Page, PageParams
 from app.db.session import commit_early
-from app.models import Recipe
-from app.schemas import RecipeCreate, RecipePage, RecipeRead, RecipeSearchResults, RecipeUpdate
+from app.models.recipe import Recipe
+from app.models.user import User
 from app.schemas.common import storable
-from app.services.errors import IdempotencyKeyInFlight, RecipeNotFound
+from app.schemas.recipe import (
+    RecipeCreate,
+    RecipePage,
+    RecipeRead,
+    RecipeSearchResults,
+    RecipeUpdate,
+)
+from app.services.errors import IdempotencyKeyInFlight, NotFound
 
-router = APIRouter(prefix="/recipes", tags=["recipes"])
+
+class RecipeNotFound(NotFound):
+    message = "Recipe not found"
+
+
+RecipeId = Annotated[int, path_id("recipe")]
+# Logged in with a token that may write recipes.
+RecipeWriter = Annotated[
+    User, scoped_user("recipes:write", "Submit, edit and delete your recipes.")
+]
+OwnedRecipe = Annotated[
+    Recipe,
+    owned(
+        recipes,
+        id_param="recipe_id",
+        id_type=RecipeId,
+        caller=RecipeWriter,
+        not_found=RecipeNotFound,
+        owner_attr="submitter_id",
+    ),
+]
+
+recipes_router = APIRouter(prefix="/recipes", tags=["recipes"])
 # Anonymous reads are the same for everyone, so shared caches may keep them.
 public = public_cache(lambda: settings.PUBLIC_CACHE_SECONDS)
 
@@ -35,7 +65,7 @@ def _cache_key(recipe_id: int) -> str:
     return f"recipe:{recipe_id}"
 
 
-@router.get("", response_model=RecipePage)
+@recipes_router.get("", response_model=RecipePage)
 @public
 async def read_recipes(
     db: ReadSessionDep,
@@ -46,11 +76,11 @@ async def read_recipes(
 ) -> Page[Recipe]:
     """Recipes, newest first, one cursor page at a time."""
     if submitter_id is None:
-        return await crud.recipe.paginate(db, page)
-    return await crud.recipe.paginate_by_submitter(db, page, submitter_id=submitter_id)
+        return await recipes.paginate(db, page)
+    return await recipes.paginate_by_submitter(db, page, submitter_id=submitter_id)
 
 
-@router.get("/search")
+@recipes_router.get("/search")
 @public
 async def search_recipes(
     db: ReadSessionDep,
@@ -62,26 +92,26 @@ async def search_recipes(
     max_results: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> RecipeSearchResults:
     """Recipes whose label contains the keyword, newest first."""
-    found = await crud.recipe.search(db, PageParams(limit=max_results), keyword=keyword)
+    found = await recipes.search(db, PageParams(limit=max_results), keyword=keyword)
     return RecipeSearchResults(results=[RecipeRead.model_validate(r) for r in found.items])
 
 
-@router.get("/{recipe_id}", responses=errors(RecipeNotFound))
+@recipes_router.get("/{recipe_id}", responses=errors(RecipeNotFound))
 @public
 async def read_recipe(db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId) -> RecipeRead:
     """One recipe by id."""
     key = _cache_key(recipe_id)
     if (cached := await cache.get(key)) is not None:
         return RecipeRead.model_validate_json(cached)
-    recipe = await crud.recipe.get(db, recipe_id)
+    recipe = await recipes.get(db, recipe_id)
     if recipe is None:
         raise RecipeNotFound
     recipe_out = RecipeRead.model_validate(recipe)
-    await cache.set(key, recipe_out.model_dump_json().encode(), settings.RECIPE_CACHE_SECONDS)
+    await cache.set(key, recipe_out.model_dump_json().encode(), settings.ITEM_CACHE_SECONDS)
     return recipe_out
 
 
-@router.post(
+@recipes_router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     responses=errors(401, 403, IdempotencyKeyInFlight, 413),
@@ -90,12 +120,12 @@ async def read_recipe(db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId) 
 async def create_recipe(db: SessionDep, user: RecipeWriter, recipe_in: RecipeCreate) -> RecipeRead:
     """Submit a recipe; the caller is its submitter. With an Idempotency-Key, a retry gets the
     first answer instead of a second recipe."""
-    recipe = await crud.recipe.add(db, Recipe(**recipe_in.model_dump(), submitter_id=user.id))
+    recipe = await recipes.add(db, Recipe(**recipe_in.model_dump(), submitter_id=user.id))
     return RecipeRead.model_validate(recipe)
 
 
 # recipe_id is read by the OwnedRecipe dependency, which ruff's FAST003 cannot see.
-@router.patch(
+@recipes_router.patch(
     "/{recipe_id}",  # noqa: FAST003
     responses=errors(401, 403, RecipeNotFound, 413),
 )
@@ -103,7 +133,7 @@ async def update_recipe(
     db: SessionDep, cache: CacheDep, recipe: OwnedRecipe, recipe_in: RecipeUpdate
 ) -> RecipeRead:
     """Change some fields of a recipe you submitted."""
-    updated = await crud.recipe.update(db, recipe, recipe_in.model_dump(exclude_unset=True))
+    updated = await recipes.update(db, recipe, recipe_in.model_dump(exclude_unset=True))
     if updated is None:
         raise RecipeNotFound  # deleted meanwhile
     # Commit first: a read between the delete and a later commit would cache the old row again.
@@ -112,14 +142,28 @@ async def update_recipe(
     return RecipeRead.model_validate(updated)
 
 
-@router.delete(
+@recipes_router.delete(
     "/{recipe_id}",  # noqa: FAST003
     status_code=status.HTTP_204_NO_CONTENT,
     responses=errors(401, 403, RecipeNotFound),
 )
 async def delete_recipe(db: SessionDep, cache: CacheDep, recipe: OwnedRecipe) -> None:
     """Delete a recipe you submitted."""
-    if not await crud.recipe.remove(db, recipe):
+    if not await recipes.remove(db, recipe):
         raise RecipeNotFound  # a concurrent delete won
     await commit_early(db)
     await cache.delete(_cache_key(recipe.id))
+
+
+my_router = APIRouter(prefix="/users/me", tags=["users"])
+
+
+@my_router.get("/recipes", responses=errors(401), response_model=RecipePage)
+async def read_my_recipes(db: SessionDep, user: CurrentUser, page: PageDep) -> Page[Recipe]:
+    """The recipes you submitted, newest first."""
+    return await recipes.paginate_by_submitter(db, page, submitter_id=user.id)
+
+
+router = APIRouter()
+router.include_router(recipes_router)
+router.include_router(my_router)

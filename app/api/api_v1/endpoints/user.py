@@ -1,4 +1,4 @@
-"""Users: your own account and recipes, and user administration for superusers."""
+"""Users: your own account, and user administration for superusers."""
 
 import logging
 from typing import Annotated
@@ -19,8 +19,8 @@ from app.api.responses import errors
 from app.core import mail
 from app.core.config import settings
 from app.crud.pagination import Page
-from app.models import Recipe, User
-from app.schemas import AccountDeletion, RecipePage, UserCreate, UserPage, UserRead, UserUpdate
+from app.models import User
+from app.schemas import AccountDeletion, UserCreate, UserPage, UserRead, UserUpdate
 from app.schemas.common import storable
 from app.schemas.user import UserUpdateMe
 from app.services import user as users
@@ -94,15 +94,9 @@ async def update_me(
 async def delete_me(
     db: SessionDep, user: CurrentUser, body: AccountDeletion, throttle: LoginThrottleDep
 ) -> None:
-    """Delete your account, with your recipes and sessions; needs `current_password`.
+    """Delete your account, with everything you own and your sessions; needs `current_password`.
     Superusers cannot."""
     await users.remove_me(db, user, password=body.current_password, throttle=throttle)
-
-
-@router.get("/me/recipes", responses=errors(401), response_model=RecipePage)
-async def read_my_recipes(db: SessionDep, user: CurrentUser, page: PageDep) -> Page[Recipe]:
-    """The recipes you submitted, newest first."""
-    return await crud.recipe.paginate_by_submitter(db, page, submitter_id=user.id)
 
 
 @router.get("", responses=errors(401, 403), response_model=UserPage)
@@ -161,5 +155,5 @@ async def update_user(
     responses=errors(401, 403, UserNotFound, SelfDeletion, LastSuperuser),
 )
 async def delete_user(db: SessionDep, admin: CurrentSuperuser, user: AdministeredUser) -> None:
-    """Delete a user with their recipes and sessions (superusers only; not yourself)."""
+    """Delete a user with everything they own and their sessions (superusers only; not yourself)."""
     await users.remove(db, admin, user)
