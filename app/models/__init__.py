@@ -1,7 +1,8 @@
 """SQLAlchemy models, all re-exported here so relationships resolve without import cycles."""
 
+from app.models.identity import Identity, SsoCode
 from app.models.recipe import Recipe
 from app.models.token import PasswordResetToken, RefreshToken
 from app.models.user import User
 
-__all__ = ["PasswordResetToken", "Recipe", "RefreshToken", "User"]
+__all__ = ["Identity", "PasswordResetToken", "Recipe", "RefreshToken", "SsoCode", "User"]
