@@ -173,6 +173,34 @@ MATRIX: tuple[Row, ...] = (
         ),
     ),
     Row("GET", f"{API}/auth/me", logged_in(200), at(f"{API}/auth/me")),
+    # Single sign-on: with no provider configured, every provider is unknown (404); identities
+    # are the caller's own (tests/api/api_v1/test_sso.py covers ownership with real ones).
+    Row("GET", f"{API}/auth/sso/providers", public(200), at(f"{API}/auth/sso/providers")),
+    Row(
+        "GET",
+        f"{API}/auth/sso/{{provider}}/authorize",
+        public(404),
+        at(f"{API}/auth/sso/nope/authorize"),
+    ),
+    Row(
+        "GET",
+        f"{API}/auth/sso/{{provider}}/callback",
+        public(404),
+        at(f"{API}/auth/sso/nope/callback?code=c&state=s"),
+    ),
+    Row(
+        "POST",
+        f"{API}/auth/sso/exchange",
+        public(400),
+        at(f"{API}/auth/sso/exchange", json={"code": "not-a-code"}),
+    ),
+    Row("GET", f"{API}/auth/sso/identities", logged_in(200), at(f"{API}/auth/sso/identities")),
+    Row(
+        "DELETE",
+        f"{API}/auth/sso/identities/{{identity_id}}",
+        logged_in(404),
+        at(f"{API}/auth/sso/identities/999999"),
+    ),
     Row("GET", f"{API}/users/me", logged_in(200), at(f"{API}/users/me")),
     Row("PATCH", f"{API}/users/me", logged_in(200), at(f"{API}/users/me", json={"surname": "Z"})),
     # Superusers cannot delete themselves (409), so an admin always remains.
