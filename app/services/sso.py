@@ -51,6 +51,10 @@ class ProviderError(BadRequest):
     message = "The provider did not sign you in"
 
 
+class OtherIssuer(BadRequest):
+    message = "The answer came from another issuer than the one asked: start again"
+
+
 class CodeRefused(BadRequest):
     message = "The provider refused the authorization code (used or expired): start again"
 
@@ -203,6 +207,7 @@ async def finish(
     state: str | None,
     code: str | None,
     error: str | None = None,
+    issuer: str | None = None,
 ) -> str:
     """Check the callback against the browser's flow, log the user in, and return a
     single-use exchange code. Every provider call comes before the first query, so no
@@ -213,6 +218,9 @@ async def finish(
         or not secrets.compare_digest(state.encode(), flow.state.encode())
     ):
         raise InvalidState
+    # RFC 9207: a provider that names itself must be the one this flow went to (mix-up defence).
+    if issuer is not None and issuer.rstrip("/") != provider.issuer:
+        raise OtherIssuer
     if error is not None or not code:
         # The provider's error code (access_denied, ...) is a short token: safe to echo.
         reason = (error or "no code")[:64]

@@ -247,6 +247,21 @@ async def test_callback_without_this_browsers_state_is_refused(
     assert await counts(db) == before
 
 
+async def test_callback_naming_another_issuer_is_refused(
+    client: httpx2.AsyncClient, db: AsyncSession, idp: FakeProvider
+) -> None:
+    query = idp.login(await authorize(client))
+    before = await counts(db)
+    response = await client.get(f"{SSO}/test/callback?{query}&iss=https://evil.example.test")
+    assert response.status_code == 400
+    assert "another issuer" in response.json()["detail"]
+    assert await counts(db) == before
+    assert "/token" not in idp.hits
+    # The right issuer, as RFC 9207 providers send it, passes.
+    accepted = await client.get(f"{SSO}/test/callback?{query}&iss={ISSUER}")
+    assert accepted.status_code == 302
+
+
 async def test_replayed_authorization_code_is_refused(
     client: httpx2.AsyncClient, db: AsyncSession, idp: FakeProvider
 ) -> None:

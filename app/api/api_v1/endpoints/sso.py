@@ -27,6 +27,7 @@ from app.services.sso import (
     InvalidSsoCode,
     InvalidState,
     LastLogin,
+    OtherIssuer,
     ProviderError,
     ProviderUnavailable,
     UnknownProvider,
@@ -125,6 +126,7 @@ async def sso_authorize(
     response_class=RedirectResponse,
     responses=errors(
         InvalidState,
+        OtherIssuer,
         ProviderError,
         CodeRefused,
         BadIdToken,
@@ -145,12 +147,13 @@ async def sso_callback(
     code: Annotated[str | None, Query(max_length=2048)] = None,
     state: Annotated[str | None, Query(max_length=512)] = None,
     error: Annotated[str | None, Query(max_length=256)] = None,
+    iss: Annotated[str | None, Query(max_length=512)] = None,
     flow: Annotated[str | None, Cookie(alias=FLOW_COOKIE, max_length=4096)] = None,
 ) -> RedirectResponse:
     """Where the provider sends the browser back: logs the user in and redirects to
     SSO_FINISH_URL with a single-use code in the fragment (and in an HttpOnly cookie)."""
     exchange_code = await sso.finish(
-        db, oidc, provider, sso.unseal(flow), state=state, code=code, error=error
+        db, oidc, provider, sso.unseal(flow), state=state, code=code, error=error, issuer=iss
     )
     response = RedirectResponse(
         f"{sso_settings.SSO_FINISH_URL}#sso_code={exchange_code}",
