@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 
 from app import crud
 from app.api.deps import ReadSessionDep
+from app.core.sso import sso_settings
 from app.crud.pagination import MAX_ID, PageParams, decode_cursor
 from app.schemas.common import storable
 
@@ -32,6 +33,8 @@ def _render(
     context |= {
         "project_name": request.app.title,
         "docs_enabled": getattr(request.app.state, "docs_enabled", False),
+        "sso_providers": sso_settings.enabled_providers,
+        "sso_back": request.query_params.get("sso") == "done",
     }
     return templates.TemplateResponse(request, template, context, status_code=status_code)
 

@@ -48,8 +48,9 @@ class SsoSettings(BaseSettings):
         default=[], description="A JSON array of providers; empty turns single sign-on off."
     )
     SSO_FINISH_URL: str = Field(
-        default="/",
-        description="Where the browser lands after the provider, with `#sso_code=<code>`.",
+        default="/?sso=done",
+        description="Where the browser lands after the provider, with `#sso_code=<code>` "
+        "(default: the HTML page, which offers to finish with the code's cookie).",
     )
     SSO_REDIRECT_BASE_URL: str | None = Field(
         default=None,

@@ -149,8 +149,9 @@ async def test_callback_redirects_with_the_code_in_the_fragment_and_a_cookie(
 ) -> None:
     response = await callback(client, idp)
     location = response.headers["location"]
-    assert location.startswith("/#sso_code=")
-    assert "?" not in location  # nothing in a query string that logs would keep
+    assert location.startswith("/?sso=done#sso_code=")
+    # The code travels in the fragment, which browsers never send to a server or its logs.
+    assert urlsplit(location).query == "sso=done"
     cookies = response.headers.get_list("set-cookie")
     assert any(c.startswith("sso_flow=") and "max-age=0" in c.lower() for c in cookies)
     code_cookie = next(c for c in cookies if c.startswith("sso_code="))
@@ -572,3 +573,25 @@ async def test_sso_only_account_has_no_password_that_works(
             "/api/v1/auth/login", data={"username": "sso-only@example.com", "password": password}
         )
         assert response.status_code in (401, 422)
+
+
+async def test_page_offers_log_in_links_and_a_way_to_finish(
+    client: httpx2.AsyncClient, idp: FakeProvider
+) -> None:
+    page = await client.get("/")
+    assert f'href="{SSO}/test/authorize">Log in with Test IdP</a>' in page.text
+    assert "off/authorize" not in page.text  # disabled
+    assert "Finish logging in" not in page.text
+    response = await callback(client, idp)
+    back = await client.get(response.headers["location"])
+    assert f'action="{SSO}/exchange" method="post"' in back.text
+    # What the form sends: an empty form body, the code in its cookie.
+    finished = await client.post(
+        f"{SSO}/exchange", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert finished.status_code == 200, finished.text
+    assert "refresh_token" in finished.json()
+
+
+async def test_page_without_providers_has_no_log_in_links(client: httpx2.AsyncClient) -> None:
+    assert "Log in with" not in (await client.get("/")).text
