@@ -1,6 +1,7 @@
 """Single sign-on settings: providers from JSON, checked at start-up."""
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -50,3 +51,13 @@ def test_disabled_provider_is_not_offered() -> None:
     config = SsoSettings(_env_file=None, SSO_PROVIDERS=[disabled])  # type: ignore[list-item]
     assert config.enabled_providers == []
     assert config.provider("keycloak") is None
+
+
+def test_env_example_documents_every_sso_setting() -> None:
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    documented = {
+        line.lstrip("# ").split("=", 1)[0]
+        for line in example.read_text().splitlines()
+        if line.lstrip("# ").startswith("SSO_")
+    }
+    assert set(SsoSettings.model_fields) <= documented

@@ -482,18 +482,23 @@ async def test_provider_down_is_503(
     assert response.headers["retry-after"]
 
 
+@pytest.mark.parametrize("fault", ["refused", "oversized", "not json"])
 async def test_unreachable_provider_is_503(
-    client: httpx2.AsyncClient, config: SsoSettings, monkeypatch: pytest.MonkeyPatch
+    client: httpx2.AsyncClient, config: SsoSettings, fault: str
 ) -> None:
-    monkeypatch.setattr(oidc_module, "MAX_BODY_BYTES", 10)
-
-    def refuse(request: httpx2.Request) -> httpx2.Response:
-        raise httpx2.ConnectError("connection refused", request=request)
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        if fault == "refused":
+            raise httpx2.ConnectError("connection refused", request=request)
+        if fault == "oversized":
+            return httpx2.Response(200, content=b" " * (oidc_module.MAX_BODY_BYTES + 1))
+        return httpx2.Response(200, text="<html>")
 
     app.dependency_overrides[get_oidc_client] = lambda: oidc_module.OidcClient(
-        httpx2.AsyncClient(transport=httpx2.MockTransport(refuse)), config
+        httpx2.AsyncClient(transport=httpx2.MockTransport(answer)), config
     )
-    assert (await client.get(f"{SSO}/test/authorize")).status_code == 503
+    response = await client.get(f"{SSO}/test/authorize")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "The sign-in provider is unavailable; try again later"}
 
 
 @pytest.mark.parametrize(
