@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import crud
 from app.api.api_v1.endpoints.sso import get_oidc_client
 from app.clients import oidc as oidc_module
+from app.core import security
 from app.core.sso import SsoSettings, sso_settings
 from app.main import app
 from app.models import Identity, SsoCode, User
@@ -600,3 +601,23 @@ async def test_page_offers_log_in_links_and_a_way_to_finish(
 
 async def test_page_without_providers_has_no_log_in_links(client: httpx2.AsyncClient) -> None:
     assert "Log in with" not in (await client.get("/")).text
+
+
+async def test_login_to_an_sso_only_account_costs_a_full_password_check(
+    client: httpx2.AsyncClient, idp: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await log_in(client, idp, email="timing@example.com")
+    checks: list[str] = []
+    real = security._verify_dummy
+
+    def counted(password: str) -> tuple[bool, str | None]:
+        checks.append(password)
+        return real(password)
+
+    monkeypatch.setattr(security, "_verify_dummy", counted)
+    response = await client.post(
+        "/api/v1/auth/login", data={"username": "timing@example.com", "password": "a-guess-1"}
+    )
+    # As slow as a wrong password: the Argon2 check against the dummy hash ran.
+    assert response.status_code == 401
+    assert checks == ["a-guess-1"]
