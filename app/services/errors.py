@@ -93,3 +93,12 @@ class SelfDeletion(Conflict):
 
 class LastSuperuser(Conflict):
     message = "The last active superuser cannot be demoted, deactivated or deleted"
+
+
+class IdempotencyKeyInFlight(Conflict):
+    message = "A request with this Idempotency-Key is still being processed; retry later"
+
+
+class IdempotencyKeyReused(AppError):
+    status_code = 422
+    message = "This Idempotency-Key was used for a different request"

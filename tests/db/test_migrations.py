@@ -27,7 +27,15 @@ def _table_names(url: str) -> set[str]:
     return asyncio.run(_read_table_names(url))
 
 
-TABLES = {"user", "recipe", "refresh_token", "password_reset_token", "identity", "sso_code"}
+TABLES = {
+    "user",
+    "recipe",
+    "refresh_token",
+    "password_reset_token",
+    "idempotency_key",
+    "identity",
+    "sso_code",
+}
 
 
 # Synchronous on purpose: Alembic's async env.py runs its own event loop, as it does in prestart.

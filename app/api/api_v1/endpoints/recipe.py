@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import AfterValidator
 
 from app import crud
+from app.api.cache_policy import public_cache
 from app.api.deps import (
     CacheDep,
     OwnedRecipe,
@@ -15,6 +16,7 @@ from app.api.deps import (
     RecipeWriter,
     SessionDep,
 )
+from app.api.idempotency import idempotent
 from app.api.responses import errors
 from app.core.config import settings
 from app.crud.pagination import MAX_ID, Page, PageParams
@@ -22,9 +24,11 @@ from app.db.session import commit_early
 from app.models import Recipe
 from app.schemas import RecipeCreate, RecipePage, RecipeRead, RecipeSearchResults, RecipeUpdate
 from app.schemas.common import storable
-from app.services.errors import RecipeNotFound
+from app.services.errors import IdempotencyKeyInFlight, RecipeNotFound
 
 router = APIRouter(prefix="/recipes", tags=["recipes"])
+# Anonymous reads are the same for everyone, so shared caches may keep them.
+public = public_cache(lambda: settings.PUBLIC_CACHE_SECONDS)
 
 
 def _cache_key(recipe_id: int) -> str:
@@ -32,6 +36,7 @@ def _cache_key(recipe_id: int) -> str:
 
 
 @router.get("", response_model=RecipePage)
+@public
 async def read_recipes(
     db: ReadSessionDep,
     page: PageDep,
@@ -46,6 +51,7 @@ async def read_recipes(
 
 
 @router.get("/search")
+@public
 async def search_recipes(
     db: ReadSessionDep,
     keyword: Annotated[
@@ -61,6 +67,7 @@ async def search_recipes(
 
 
 @router.get("/{recipe_id}", responses=errors(RecipeNotFound))
+@public
 async def read_recipe(db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId) -> RecipeRead:
     """One recipe by id."""
     key = _cache_key(recipe_id)
@@ -74,9 +81,15 @@ async def read_recipe(db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId) 
     return recipe_out
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(401, 403, 413))
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(401, 403, IdempotencyKeyInFlight, 413),
+)
+@idempotent
 async def create_recipe(db: SessionDep, user: RecipeWriter, recipe_in: RecipeCreate) -> RecipeRead:
-    """Submit a recipe; the caller is its submitter."""
+    """Submit a recipe; the caller is its submitter. With an Idempotency-Key, a retry gets the
+    first answer instead of a second recipe."""
     recipe = await crud.recipe.add(db, Recipe(**recipe_in.model_dump(), submitter_id=user.id))
     return RecipeRead.model_validate(recipe)
 
