@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -18,6 +19,7 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 RUNTIME_LOCK = ROOT / "requirements.txt"
 DEV_LOCK = ROOT / "requirements-dev.txt"
 PY_FILES = ["app", "tests", "alembic", "scripts", "bench"]
+SSO_DIR = ROOT / "tests" / "sso"
 
 
 def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -98,6 +100,17 @@ def test_browser(args: list[str]) -> None:
     """Only the browser tests, in headless Chromium (/usr/bin/chromium, or CHROMIUM_PATH)."""
     install()
     _run(BIN / "python", "-m", "pytest", "-m", "browser", "tests/browser", *args, env=_env())
+
+
+def test_sso(args: list[str]) -> None:
+    """Only the single sign-on tests against a real OpenID Provider (npm's oidc-provider, pinned
+    in tests/sso/package-lock.json); needs Node.js and npm. TEST_DATABASE_URL as for `test`."""
+    install()
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("test-sso needs Node.js and npm on PATH")
+    _run(npm, "ci", "--prefix", SSO_DIR, "--no-audit", "--no-fund", "--loglevel=error")
+    _run(BIN / "python", "-m", "pytest", "-m", "sso", "tests/sso", *args, env=_env())
 
 
 def bench(args: list[str]) -> None:
@@ -183,6 +196,7 @@ VERBS = {
     "dev": dev,
     "test": test,
     "test-browser": test_browser,
+    "test-sso": test_sso,
     "adversarial": adversarial,
     "bench": bench,
     "lint": lint,

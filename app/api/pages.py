@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app.api.deps import ReadSessionDep, limit_per_ip
+from app.core.sso import sso_settings
 from app.crud.crud_recipe import recipe as recipes
 from app.crud.pagination import MAX_ID, PageParams, decode_cursor
 from app.schemas.common import storable
@@ -42,6 +43,8 @@ def _render(
     context |= {
         "project_name": request.app.title,
         "docs_enabled": getattr(request.app.state, "docs_enabled", False),
+        "sso_providers": sso_settings.enabled_providers,
+        "sso_back": request.query_params.get("sso") == "done",
     }
     return templates.TemplateResponse(request, template, context, status_code=status_code)
 

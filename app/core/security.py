@@ -180,7 +180,11 @@ def _verify_and_update(password: str, hashed: str) -> tuple[bool, str | None]:
         secret = secret[:BCRYPT_MAX_BYTES]
     try:
         return password_hash.verify_and_update(secret, hashed)
-    except (ValueError, UnknownHashError):
+    except UnknownHashError:
+        # No hash at all (say, an account made by single sign-on): cost what a wrong password
+        # costs, so the answer's timing does not tell such accounts apart.
+        return _verify_dummy(password)
+    except ValueError:
         return False, None
 
 

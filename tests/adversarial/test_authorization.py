@@ -113,6 +113,8 @@ CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
 # (409), so an admin always remains.
 EXPECT: dict[tuple[str, str], Statuses] = {
     ("DELETE", f"{API}/users/me"): (401, 204, 204, 409, 204, 409),
+    # Optional slices' own, from their tests/utils module.
+    **{(method, path): statuses for method, path, statuses in collect("AUTHORIZATION_EXPECT")},
 }
 # Open to anyone by design, though they declare no public cache policy: the auth flows.
 OPEN = {

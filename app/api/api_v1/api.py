@@ -10,6 +10,7 @@ from app.api.api_v1.endpoints import auth, recipe, user
 OPTIONAL_SLICES: list[str] = [
     # One line per optional slice; `python3 scripts/dev.py trim NAME` deletes it and the files.
     "app.api.api_v1.endpoints.idea",
+    "app.api.api_v1.endpoints.sso",
 ]
 
 api_router = APIRouter()

@@ -53,7 +53,8 @@ RECOVERY_MESSAGE = "If an active account uses this email, a reset token is on it
 RECOVERY_UNAVAILABLE = "Password recovery is unavailable: this service sends no email"
 
 
-def _token(grant: auth.Grant) -> Token:
+def token_for(grant: auth.Grant) -> Token:
+    """The pair a login hands out: a new access token beside the grant's refresh token."""
     return Token(
         access_token=create_access_token(
             grant.user_id, scopes=grant.scope.split(), version=grant.token_version
@@ -94,14 +95,14 @@ async def login(
         scopes=form.scopes,
         throttle=throttle,
     )
-    return _token(grant)
+    return token_for(grant)
 
 
 @router.post("/refresh", responses=errors(InvalidRefreshToken, 429), dependencies=[AuthRateLimit])
 async def refresh(db: SessionDep, body: TokenRefresh) -> Token:
     """Trade a refresh token for a new pair. Each refresh token works once: presenting a used
     one again ends that whole login, since a copy of it is in someone else's hands."""
-    return _token(await auth.refresh(db, token=body.refresh_token))
+    return token_for(await auth.refresh(db, token=body.refresh_token))
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
