@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 
 from app.core.security import HASH_RETRY_AFTER_SECONDS, HashingBusyError
-from app.services.errors import AppError, FieldError
+from app.services.errors import AppError, WeakPassword
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +78,10 @@ async def app_error_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def field_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    """A refusal that needed more than the request (a policy, a stored key): the 422 body
-    validation gives."""
-    assert isinstance(exc, FieldError)
-    error = {"type": "value_error", "loc": list(exc.loc), "msg": exc.detail}
+async def weak_password_handler(_: Request, exc: Exception) -> JSONResponse:
+    """A policy refusal that needed the account (its email): the 422 body validation gives."""
+    assert isinstance(exc, WeakPassword)
+    error = {"type": "value_error", "loc": ["body", exc.field], "msg": exc.detail}
     return JSONResponse({"detail": [error]}, status_code=exc.status_code)
 
 
@@ -128,7 +127,7 @@ def register_exception_handlers(app: FastAPI) -> None:
     """Anything not handled here becomes a 500 in RequestContextMiddleware, with a request id."""
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(AppError, app_error_handler)
-    app.add_exception_handler(FieldError, field_error_handler)
+    app.add_exception_handler(WeakPassword, weak_password_handler)
     app.add_exception_handler(sa_exc.IntegrityError, integrity_error_handler)
     app.add_exception_handler(HashingBusyError, hashing_busy_handler)
     for exc_type in DB_UNAVAILABLE:

@@ -56,23 +56,15 @@ class ScopeNotAllowed(BadRequest):
     message = "Scope not allowed for this account"
 
 
-class FieldError(AppError):
-    """Input refused by a rule validation cannot see; answered in FastAPI's 422 shape at `loc`,
-    so a 422 has one body shape, the one the OpenAPI document declares."""
+class WeakPassword(AppError):
+    """A new password the policy refuses; answered in FastAPI's 422 shape, on `field`."""
 
     status_code = 422
-    loc: tuple[str, ...] = ("body",)
-
-
-class WeakPassword(FieldError):
-    """A new password the policy refuses, on `field`."""
-
     message = "Password refused by the password policy"
 
     def __init__(self, detail: str | None = None, *, field: str = "new_password") -> None:
         super().__init__(detail)
         self.field = field
-        self.loc = ("body", field)
 
 
 class InvalidResetToken(BadRequest):
@@ -103,6 +95,6 @@ class IdempotencyKeyInFlight(Conflict):
     message = "A request with this Idempotency-Key is still being processed; retry later"
 
 
-class IdempotencyKeyReused(FieldError):
-    loc = ("header", "Idempotency-Key")
+class IdempotencyKeyReused(AppError):
+    status_code = 422
     message = "This Idempotency-Key was used for a different request"
