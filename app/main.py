@@ -1,9 +1,9 @@
 """The application factory: middleware, error handlers, routers and the HTML page."""
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import import_module
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -12,11 +12,10 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app import __version__
 from app.api.api_v1.api import api_router
-from app.api.deps import ApiRateLimit, PageRateLimit
+from app.api.deps import ApiRateLimit
 from app.api.docs import OPENAPI_TAGS, DocumentedFastAPI, install_docs, operation_id
 from app.api.errors import register_exception_handlers
 from app.api.health import router as health_router
-from app.api.metrics import router as metrics_router
 from app.api.middleware import (
     BodySizeLimitMiddleware,
     CacheHeadersMiddleware,
@@ -24,11 +23,8 @@ from app.api.middleware import (
     SecurityHeadersMiddleware,
     StrictJSONMiddleware,
 )
-from app.api.pages import router as pages_router
 from app.api.responses import errors
 from app.api.state import AppState, RedisBudgetMiddleware
-from app.clients.ideas import open_ideas_client
-from app.core import metrics
 from app.core.cache import NoCache, RedisCache
 from app.core.config import settings
 from app.core.logging import setup_logging
@@ -38,11 +34,21 @@ from app.db.session import engine
 
 logger = logging.getLogger(__name__)
 
+# Every module's install(app) adds its routes and hooks. Routes under the API prefix (the
+# recipe ideas) are listed in app/api/api_v1/api.py instead.
+OPTIONAL_SLICES: list[str] = [
+    # One line per optional slice; `python3 scripts/dev.py trim NAME` deletes it and the files.
+    "app.api.metrics",
+    "app.api.pages",
+    "app.core.email",
+]
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Opens what the app uses for its life (one Redis client, the caches, the limiter, the
-    ideas client) into one typed AppState, and closes it after the server has drained."""
+    """Opens what the app uses for its life (one Redis client, the caches, the limiter) into
+    one typed AppState, and closes it after the server has drained. Routers with a lifespan of
+    their own (an optional slice's client) run inside this one, so they can use its state."""
     settings.prepare_files()
     redis = (
         RedisStore.from_url(
@@ -54,25 +60,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.REDIS_URL
         else None
     )
-    ideas_cache = RedisCache(redis, "ideas:") if redis is not None else None
     try:
-        async with open_ideas_client(settings, cache=ideas_cache) as ideas:
-            app.state.services = AppState(
-                limiter=RateLimiter(redis),
-                cache=(
-                    RedisCache(redis)
-                    if redis is not None and settings.ITEM_CACHE_SECONDS > 0
-                    else NoCache()
-                ),
-                redis=redis,
-                ideas=ideas,
-            )
-            yield
+        app.state.services = AppState(
+            limiter=RateLimiter(redis),
+            cache=(
+                RedisCache(redis)
+                if redis is not None and settings.ITEM_CACHE_SECONDS > 0
+                else NoCache()
+            ),
+            redis=redis,
+        )
+        yield
     finally:
         if redis is not None:
             await redis.aclose()
         await engine.dispose()
-        metrics.mark_process_dead(os.getpid())
         logger.info("shutdown complete")
 
 
@@ -128,8 +130,6 @@ def create_app() -> FastAPI:
     register_exception_handlers(app)
 
     app.include_router(health_router)
-    if settings.METRICS_ENABLED:
-        app.include_router(metrics_router)
     app.include_router(
         api_router,
         prefix=settings.API_V1_STR,
@@ -137,8 +137,8 @@ def create_app() -> FastAPI:
         responses=errors(429, 503),
     )
     install_docs(app, enabled=settings.DOCS_ENABLED)
-    # The page runs a search per request, so it has a per-IP budget too.
-    app.include_router(pages_router, dependencies=[PageRateLimit])
+    for module in OPTIONAL_SLICES:
+        import_module(module).install(app)
     return app
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import venv
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,6 +165,18 @@ def lock(_: list[str]) -> None:
     )  # fmt: skip
 
 
+def customize(verb: str) -> Callable[[list[str]], None]:
+    """trim SLICE | rename "New Name": see scripts/customize.py."""
+
+    def run_verb(args: list[str]) -> None:
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import customize
+
+        customize.main(verb, args)
+
+    return run_verb
+
+
 VERBS = {
     "install": lambda _: install(),
     "run": run,
@@ -179,6 +192,8 @@ VERBS = {
     "check": check,
     "lock": lock,
     "new": new,
+    "trim": customize("trim"),
+    "rename": customize("rename"),
 }
 
 

@@ -40,10 +40,11 @@ from app.core.security import SCOPES  # noqa: E402
 from app.db.session import make_engine  # noqa: E402
 from app.main import app  # noqa: E402
 from app.models import User  # noqa: E402
-from tests.utils.idea import IdeaStub  # noqa: E402
-from tests.utils.smtp import SMTPServer, smtp_server  # noqa: E402
 from tests.utils.user import create_random_user  # noqa: E402
 from tests.utils.utils import Configure, auth_headers, serve_session  # noqa: E402
+
+# Fixtures of optional slices' test utilities (tests/utils/*.py), without naming them here.
+pytest_plugins = ["tests.utils.slices"]
 
 # Like TEST_DATABASE_URL: unset, Redis is an in-process fake; set, the suite uses that server.
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or "redis://fake-redis:6379/0"
@@ -165,20 +166,3 @@ def normal_user_token_headers(normal_user: User) -> dict[str, str]:
 @pytest.fixture
 def superuser_token_headers(superuser: User) -> dict[str, str]:
     return auth_headers(superuser.id, scopes=SCOPES)
-
-
-@pytest.fixture
-def idea_stub() -> Iterator[IdeaStub]:
-    """A real HTTP stand-in for the recipe ideas upstream on 127.0.0.1, on a free port."""
-    with IdeaStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-async def smtp(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SMTPServer]:
-    """A real SMTP server on loopback, and the app's settings pointed at it."""
-    async with smtp_server() as server:
-        monkeypatch.setattr(settings, "SMTP_HOST", "127.0.0.1")
-        monkeypatch.setattr(settings, "SMTP_PORT", server.port)
-        monkeypatch.setattr(settings, "SMTP_TLS", False)
-        yield server

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
 from app.api.state import AppState, get_app_state
-from app.clients.ideas import IdeasClient
 from app.core.cache import Cache
 from app.core.config import settings
 from app.core.rate_limit import RateLimiter, RateLimitResult, client_network
@@ -222,16 +221,6 @@ async def get_page_params(
 PageDep = Annotated[PageParams, Depends(get_page_params)]
 
 
-async def get_ideas_client(state: AppStateDep) -> IdeasClient:
-    """The client the lifespan opened. Tests and users swap it with app.dependency_overrides."""
-    if state.ideas is None:
-        raise RuntimeError("the ideas client is opened by the app's lifespan")
-    return state.ideas
-
-
-IdeasClientDep = Annotated[IdeasClient, Depends(get_ideas_client)]
-
-
 async def get_rate_limiter(state: AppStateDep) -> RateLimiter:
     """The app's limiter: in Redis when REDIS_URL is set (memory while Redis fails), else memory."""
     return state.limiter
@@ -281,7 +270,6 @@ def limit_per_ip(scope: str) -> Any:
     return Depends(limit)
 
 
-PageRateLimit = limit_per_ip("page")
 ProbeRateLimit = limit_per_ip("probe")
 
 

@@ -15,11 +15,13 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import CurrentUser, SessionDep
 from app.services import idempotency
+from app.services.errors import IdempotencyKeyReused
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,7 +89,12 @@ def idempotent(
         req: IdempotentRequest = kwargs.pop(_PARAM)
         if req.attempt is None:
             return await handler(*args, **kwargs)
-        first = await idempotency.begin(req.db, req.attempt)
+        try:
+            first = await idempotency.begin(req.db, req.attempt)
+        except IdempotencyKeyReused as exc:
+            # In validation's 422 shape, as OpenAPI declares every 422 of the route.
+            error = {"type": "value_error", "loc": ("header", HEADER), "msg": exc.detail}
+            raise RequestValidationError([error]) from exc
         if first is not None:
             answer = Response(
                 first.response_body, status_code=first.status_code, media_type="application/json"

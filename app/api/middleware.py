@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from typing import Protocol
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -14,7 +15,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.cache_policy import route_cache_policy
 from app.api.errors import SafeJSONResponse, internal_error_response
-from app.core import metrics
 from app.core.logging import request_id_var
 from app.db.session import write_intent
 
@@ -26,8 +26,21 @@ access_logger = logging.getLogger("app.access")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+class RequestObserver(Protocol):
+    """Told of every HTTP request; route is the matched template (see _route_template)."""
+
+    def started(self) -> None: ...
+
+    def finished(self, method: str, route: str, status: int, seconds: float) -> None: ...
+
+
+# Filled by optional slices (metrics) at install, so this module names none of them.
+OBSERVERS: list[RequestObserver] = []
+
+
 class RequestContextMiddleware:
-    """Request id, write intent, X-Process-Time, access log line, metrics, the last-resort 500."""
+    """Request id, write intent, X-Process-Time, access log line, observers, the last-resort
+    500."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -54,7 +67,8 @@ class RequestContextMiddleware:
                 headers["X-Process-Time"] = f"{time.perf_counter() - start:.6f}"
             await send(message)
 
-        metrics.IN_FLIGHT.inc()
+        for observer in OBSERVERS:
+            observer.started()
         try:
             await self.app(scope, receive, send_with_context)
         except Exception:
@@ -64,13 +78,15 @@ class RequestContextMiddleware:
                 raise
             await internal_error_response(request_id)(scope, receive, send_with_context)
         finally:
-            metrics.IN_FLIGHT.dec()
             self._record(scope, status, time.perf_counter() - start)
             write_intent.reset(intent)
             request_id_var.reset(token)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        metrics.observe_request(scope["method"], _route_template(scope), status, seconds)
+        if OBSERVERS:
+            route = _route_template(scope)
+            for observer in OBSERVERS:
+                observer.finished(scope["method"], route, status, seconds)
         client = scope.get("client")
         access_logger.info(
             "%s %s %d",
@@ -90,7 +106,8 @@ class RequestContextMiddleware:
 def _route_template(scope: Scope) -> str:
     """The matched route's path template with its router prefix, e.g. /api/v1/users/{user_id}.
 
-    Metrics are labelled by template, not by raw path, so ids do not explode the label set.
+    Observers (metrics) label by template, not by raw path, so ids do not explode the label
+    set.
     """
     template = getattr(scope.get("route"), "path", None)
     if template is None:

@@ -4,11 +4,11 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, FastAPI, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from app.api.deps import ReadSessionDep
+from app.api.deps import ReadSessionDep, limit_per_ip
 from app.crud.crud_recipe import recipe as recipes
 from app.crud.pagination import MAX_ID, PageParams, decode_cursor
 from app.schemas.common import storable
@@ -19,7 +19,17 @@ MAX_QUERY_LENGTH = 100
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 FAVICON = (Path(__file__).resolve().parent.parent / "static" / "favicon.ico").read_bytes()
 
-router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+# The page runs a search per request, so it has a per-IP budget too.
+router = APIRouter(
+    include_in_schema=False,
+    default_response_class=HTMLResponse,
+    dependencies=[limit_per_ip("page")],
+)
+
+
+def install(app: FastAPI) -> None:
+    """Registers the pages (an optional slice: app/main.py lists it)."""
+    app.include_router(router)
 
 
 class BadPageInput(ValueError):

@@ -5,7 +5,6 @@ from typing import Any
 
 from fastapi import Request
 
-from app.clients.ideas import IdeasClient
 from app.core.cache import Cache, NoCache
 from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisStore, close_budget, open_budget
@@ -18,12 +17,11 @@ class AppState:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     cache: Cache = field(default_factory=NoCache)
     redis: RedisStore | None = None
-    ideas: IdeasClient | None = None
 
 
 async def get_app_state(request: Request) -> AppState:
     """The lifespan's state. An app served without its lifespan (tests over ASGITransport)
-    gets in-memory limits, no cache and no ideas client, made once."""
+    gets in-memory limits and no cache, made once."""
     state: AppState | None = getattr(request.app.state, "services", None)
     if state is None:
         state = request.app.state.services = AppState()

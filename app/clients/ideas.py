@@ -19,8 +19,8 @@ from app.clients.cache import SingleFlight
 from app.core.cache import Cache, MemoryCache
 from app.core.config import Settings, settings
 from app.core.redis import RedisStore
-from app.schemas import IdeaFeed, IdeaRead
 from app.schemas.common import HIDDEN
+from app.schemas.idea import IdeaFeed, IdeaRead
 from app.schemas.recipe import RecipeUrl
 
 logger = logging.getLogger(__name__)

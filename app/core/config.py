@@ -180,6 +180,8 @@ class Settings(BaseSettings):
         description="Redis cache-aside TTL of single items read by id; 0 turns it off.",
     )
 
+    # The settings of the optional slices (metrics, ideas, email) stay when one is trimmed:
+    # nothing else reads them, so they are harmless.
     METRICS_ENABLED: bool = True
     METRICS_ALLOWED_NETWORKS: CommaList | None = Field(
         default=None,

@@ -1,10 +1,16 @@
-"""Outgoing email over async SMTP, or to the log in local mode. No HTTP here."""
+"""Outgoing email over async SMTP, or to the log in local mode. No HTTP here.
+
+An optional slice: app/main.py lists it, and its install() makes it the sender of
+app/core/mail.py. Without it, password recovery answers 503 and notices are not sent.
+"""
 
 import logging
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 
+from app.core import mail
 from app.core.config import Settings, settings
 
 logger = logging.getLogger(__name__)
@@ -50,21 +56,7 @@ async def send_email(*, to: str, subject: str, text: str, config: Settings = set
     return True
 
 
-def password_reset_text(*, token: str, expire_minutes: int, config: Settings = settings) -> str:
-    return (
-        f"Someone asked to reset the password of your {config.PROJECT_NAME} account.\n\n"
-        f"Your reset token, valid once for {expire_minutes} minutes:\n\n"
-        f"    {token}\n\n"
-        f"Send it with a new password to POST {config.API_V1_STR}/auth/password-reset.\n"
-        "If you did not ask for this, ignore this email; your password stays as it is.\n"
-    )
-
-
-def email_changed_text(*, config: Settings = settings) -> str:
-    """Sent to the old address: if the owner did not make the change, the account was taken."""
-    return (
-        f"The email address of your {config.PROJECT_NAME} account was just changed, and this "
-        "address no longer signs in to it.\n\n"
-        "If you did not make this change, someone else controls your account: contact the "
-        "service's administrators.\n"
-    )
+def install(_: Any) -> None:
+    """Makes SMTP the service's way to send email (the app is not needed: one sender per
+    process)."""
+    mail.sender = send_email

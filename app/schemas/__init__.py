@@ -2,7 +2,6 @@
 
 from app.schemas.common import ErrorDetail, Page
 from app.schemas.health import Readiness
-from app.schemas.idea import IdeaFeed, IdeaImport, IdeaRead
 from app.schemas.token import Message, PasswordRecovery, PasswordReset, Token, TokenRefresh
 from app.schemas.user import (
     AccountDeletion,
@@ -18,9 +17,6 @@ from app.schemas.user import (
 __all__ = [
     "AccountDeletion",
     "ErrorDetail",
-    "IdeaFeed",
-    "IdeaImport",
-    "IdeaRead",
     "Message",
     "Page",
     "PasswordChange",

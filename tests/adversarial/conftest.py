@@ -12,29 +12,25 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Receive, Scope, Send
 
-from app.api.deps import get_ideas_client
-from app.clients.ideas import IdeasClient, open_ideas_client
-from app.core.config import Settings
 from app.core.security import SCOPES
 from app.db.base import Base
 from app.db.session import make_engine, make_sessionmaker
 from app.main import create_app
 from tests.conftest import TEST_DATABASE_URL
 from tests.utils.db import create_database, drop_database, migrate, new_database_url
-from tests.utils.idea import IdeaStub
+from tests.utils.slices import FAKES
 from tests.utils.user import create_random_user
 from tests.utils.utils import auth_headers, override_sessions
 
 
 @dataclass
 class FuzzApp:
-    """A fresh app whose lifespan opens its own engine, seeds two users and opens the ideas
-    client, all on the event loop Schemathesis runs requests on, so no connection crosses loops.
-    """
+    """A fresh app whose lifespan opens its own engine and seeds two users, on the event loop
+    Schemathesis runs requests on, so no connection crosses loops. Optional slices' clients are
+    their stand-ins (tests/utils/slices.py)."""
 
     app: FastAPI = field(init=False)
     database_url: str = ""
-    ideas_settings: Settings | None = None
     user_id: int = 0
     superuser_id: int = 0
 
@@ -55,14 +51,12 @@ class FuzzApp:
 
     async def _startup(self) -> None:
         assert self.database_url, "start it through the fuzz_app fixture"
-        assert self.ideas_settings is not None
         # Made, used and disposed on the one loop Schemathesis serves every request from.
         engine = make_engine(self.database_url)
         self._stack.push_async_callback(engine.dispose)
         sessions = make_sessionmaker(engine)
         await self._seed(sessions)
-        ideas = await self._stack.enter_async_context(open_ideas_client(self.ideas_settings))
-        self._override(sessions, ideas)
+        self._override(sessions)
 
     async def _seed(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         async with sessions() as db, db.begin():
@@ -91,9 +85,9 @@ class FuzzApp:
 
         asyncio.run(wipe_and_seed())
 
-    def _override(self, sessions: async_sessionmaker[AsyncSession], ideas: IdeasClient) -> None:
+    def _override(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         override_sessions(self.app, sessions)
-        self.app.dependency_overrides[get_ideas_client] = lambda: ideas
+        self.app.dependency_overrides.update(FAKES)
 
     def headers(self, role: str) -> dict[str, str]:
         if role == "superuser":
@@ -115,15 +109,13 @@ def fuzz_app() -> Iterator[FuzzApp]:
     create_database(url)
     try:
         migrate(url)
-        with IdeaStub() as stub:
-            FUZZ_APP.database_url = url
-            FUZZ_APP.ideas_settings = stub.settings()
-            # Runs the lifespan now, on Schemathesis' event loop thread.
-            with asgi.get_client(FUZZ_APP):  # type: ignore[arg-type]
-                pass
-            try:
-                yield FUZZ_APP
-            finally:
-                asgi.shutdown_lifespans()
+        FUZZ_APP.database_url = url
+        # Runs the lifespan now, on Schemathesis' event loop thread.
+        with asgi.get_client(FUZZ_APP):  # type: ignore[arg-type]
+            pass
+        try:
+            yield FUZZ_APP
+        finally:
+            asgi.shutdown_lifespans()
     finally:
         drop_database(url)

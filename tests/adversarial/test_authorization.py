@@ -12,6 +12,7 @@ to set fields the caller does not own (mass assignment) are refused and change n
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx2
@@ -21,18 +22,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
-from app.api.deps import get_ideas_client
 from app.core.security import SCOPES, entitled_scopes, scope_string
 from app.db.base_class import Base
 from app.main import app, create_app
 from app.models import User
 from app.models.recipe import Recipe
-from app.schemas import IdeaFeed, IdeaRead
 from tests.utils.routes import PRINCIPALS, Endpoint, Rows, Statuses, endpoints, example_call, owners
+from tests.utils.slices import FAKES, collect
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
 from tests.utils.utils import auth_headers, random_email
 
-IDEA_URL = "https://example.com/ideas/leek-soup"
 RECIPE_BODY = {"label": "Leek soup", "source": "Test Kitchen", "url": "https://example.com/leek"}
 STATIC_FILE = "/docs/static/swagger-ui.css"
 API = "/api/v1"
@@ -59,6 +58,10 @@ class Call:
 
 def at(url: str, **kwargs: Any) -> Callable[[World], Call]:
     return lambda _: Call(url, kwargs)
+
+
+def _slice_call(request: Callable[[World], tuple[str, dict[str, Any]]], w: World) -> Call:
+    return Call(*request(w))
 
 
 def signup_body() -> dict[str, str]:
@@ -100,9 +103,11 @@ CALLS: dict[tuple[str, str], Callable[[World], Call]] = {
         f"{API}/users/me", json={"current_password": DEFAULT_PASSWORD}
     ),
     ("POST", f"{API}/users"): lambda _: Call(f"{API}/users", {"json": signup_body()}),
-    ("POST", f"{API}/recipes/ideas/import"): at(
-        f"{API}/recipes/ideas/import", json={"url": IDEA_URL}
-    ),
+    # Optional slices' calls, from their tests/utils module.
+    **{
+        (method, path): partial(_slice_call, request)
+        for method, path, request in collect("AUTHORIZATION_CALLS")
+    },
 }
 # Where the answer is not the route's access rule alone. Superusers cannot delete themselves
 # (409), so an admin always remains.
@@ -177,20 +182,6 @@ def test_matrix_check_fails_for_an_undeclared_open_route() -> None:
     ]
 
 
-class FakeIdeas:
-    """One idea, no network."""
-
-    feed = IdeaFeed(
-        ideas={"soups": [IdeaRead(title="Leek soup", url=IDEA_URL, score=7)]}, errors={}
-    )
-
-    async def get_ideas(self, _limit: int) -> IdeaFeed:
-        return self.feed
-
-    async def find(self, url: str) -> tuple[str, IdeaRead] | None:
-        return ("soups", self.feed.ideas["soups"][0]) if url == IDEA_URL else None
-
-
 @pytest.fixture
 async def world(db: AsyncSession) -> World:
     user = await create_random_user(db)
@@ -243,7 +234,7 @@ async def test_route_answers_each_principal_as_the_matrix_says(
     principal: str,
     expected: int,
 ) -> None:
-    app.dependency_overrides[get_ideas_client] = FakeIdeas
+    app.dependency_overrides.update(FAKES)
     call = row.call(world)
     if not isinstance(call, Call):
         call = await call
@@ -276,6 +267,10 @@ class Smuggle:
 RECIPE_PATH = f"{API}/recipes/{{recipe_id}}"
 
 
+def _copy(body: dict[str, Any], _: World) -> dict[str, Any]:
+    return dict(body)
+
+
 SMUGGLES = [
     *(
         Smuggle("POST", f"{API}/auth/signup", lambda _: signup_body(), "anonymous", f, v, 201)
@@ -293,15 +288,6 @@ SMUGGLES = [
             ("id", lambda w: w.rows.ids["recipe_id"] + 1000),
             ("created_at", lambda _: "2000-01-01T00:00:00Z"),
         )
-    ),
-    Smuggle(
-        "POST",
-        f"{API}/recipes/ideas/import",
-        lambda _: {"url": IDEA_URL},
-        "user",
-        "submitter_id",
-        lambda w: w.other.id,
-        201,
     ),
     *(
         Smuggle("PATCH", RECIPE_PATH, lambda _: {"label": "Mine now"}, "user", f, v, 200)
@@ -339,6 +325,10 @@ SMUGGLES = [
         lambda _: "$argon2id$forged",
         201,
     ),
+    *(
+        Smuggle(method, path, partial(_copy, body), principal, extra, value, ok)
+        for method, path, body, principal, extra, value, ok in collect("SMUGGLES")
+    ),
 ]
 
 
@@ -348,7 +338,7 @@ SMUGGLES = [
 async def test_write_with_a_field_the_caller_does_not_own_is_refused(
     client: httpx2.AsyncClient, db: AsyncSession, world: World, smuggle: Smuggle
 ) -> None:
-    app.dependency_overrides[get_ideas_client] = FakeIdeas
+    app.dependency_overrides.update(FAKES)
     await world.rows.id_for("recipe_id")  # what the forged values point at
     url, body, headers = (
         await smuggle.url(world),

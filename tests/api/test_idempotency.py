@@ -74,7 +74,9 @@ async def test_same_key_with_another_body_is_422(
     await client.post(RECIPES, json=_body(), headers=_headers(normal_user, key))
     other = await client.post(RECIPES, json=_body("Other"), headers=_headers(normal_user, key))
     assert other.status_code == 422
-    assert other.json() == {"detail": "This Idempotency-Key was used for a different request"}
+    [error] = other.json()["detail"]
+    assert error["loc"] == ["header", "Idempotency-Key"]
+    assert error["msg"] == "This Idempotency-Key was used for a different request"
     assert await _count(db, normal_user.id) == 1
 
 

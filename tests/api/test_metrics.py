@@ -1,12 +1,14 @@
 """GET /metrics: counts by route template, in-flight and pool gauges, switches and allow-list."""
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
 from app.main import create_app
+from tests.utils.server import run_sh
 from tests.utils.utils import Configure
 
 
@@ -57,3 +59,20 @@ async def test_metrics_can_be_disabled_or_restricted(
     configure(**values)
     async with _app() as c:
         assert (await c.get("/metrics")).status_code == status
+
+
+def test_two_workers_report_shared_metrics(fresh_database_url: str, tmp_path: Path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_12345.db").write_bytes(b"stale")
+    requests = 40
+    env = {"WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    with run_sh(fresh_database_url, **env) as service:
+        base_url = service.base_url
+        assert not (metrics_dir / "counter_12345.db").exists()
+        for _ in range(requests):
+            # A new connection each time, so both workers get a share.
+            assert httpx2.get(f"{base_url}/healthz", timeout=5).status_code == 200
+        text = httpx2.get(f"{base_url}/metrics", timeout=5).text
+    # Each worker counts its own; only the multiprocess collector sees all of them.
+    assert _value(text, "http_requests_total", route="/healthz", status="200") >= requests

@@ -2,15 +2,18 @@
 
 import html
 import re
+from contextlib import AsyncExitStack
 
 import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.pages import MAX_QUERY_LENGTH, PAGE_SIZE
+from app.main import create_app
 from app.models import User
 from app.models.recipe import Recipe
 from tests.utils.recipe import create_random_recipe
+from tests.utils.utils import Configure, open_client
 
 
 def _labels(page: str) -> list[str]:
@@ -176,3 +179,49 @@ async def test_favicon_is_served_and_cacheable(client: httpx2.AsyncClient) -> No
     assert response.headers["content-type"] == "image/x-icon"
     assert response.headers["cache-control"] == "public, max-age=86400"
     assert response.content.startswith(b"\x00\x00\x01\x00")  # an icon directory, one image
+
+
+async def test_index_lists_newest_recipes_escaped(
+    client: httpx2.AsyncClient, db: AsyncSession, normal_user: User
+) -> None:
+    await create_random_recipe(db, submitter_id=normal_user.id, label="Plain Dumplings")
+    await create_random_recipe(db, submitter_id=normal_user.id, label="<script>alert(1)</script>")
+    response = await client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert "Plain Dumplings" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert(1)" not in page
+    assert page.index("&lt;script&gt;") < page.index("Plain Dumplings")
+    # No external assets: every src/href on the page is relative or a recipe link.
+    assert "<link" not in page
+    assert "<script" not in page
+
+
+async def test_page_has_a_budget_apart_from_the_api(db: AsyncSession, configure: Configure) -> None:
+    configure(RATE_LIMIT_DEFAULT="3/minute")
+    async with AsyncExitStack() as stack:
+        c = await open_client(stack, create_app(), db)
+        pages = [(await c.get("/", params={"q": "soup"})).status_code for _ in range(4)]
+        api = await c.get("/api/v1/recipes")
+    assert pages == [200, 200, 200, 429]
+    assert api.status_code == 200
+
+
+async def test_page_csp_allows_no_script(client: httpx2.AsyncClient) -> None:
+    page = (await client.get("/")).headers["content-security-policy"]
+    assert page.startswith("default-src 'none'")
+    assert "script-src" not in page
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_page_links_to_the_docs_only_when_they_are_on(
+    db: AsyncSession, configure: Configure, enabled: bool
+) -> None:
+    configure(DOCS_ENABLED=enabled)
+    async with AsyncExitStack() as stack:
+        c = await open_client(stack, create_app(), db)
+        page = (await c.get("/")).text
+    assert ('href="/docs"' in page) is enabled
+    assert ('href="/redoc"' in page) is enabled

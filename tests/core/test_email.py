@@ -1,14 +1,19 @@
-"""Outgoing email: a real SMTP exchange on loopback, and the log when no server is set."""
+"""Outgoing email (the optional email slice): a real SMTP exchange on loopback, the log when
+no server is set, and password recovery sent through it."""
 
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiosmtplib
+import httpx2
 import pytest
 from pydantic import SecretStr
 
+from app.api.api_v1.endpoints.auth import RECOVERY_MESSAGE
+from app.core import mail
 from app.core.config import Settings, settings
-from app.core.email import password_reset_text, send_email
+from app.core.email import send_email
+from app.models import User
 from tests.utils.smtp import SMTPServer, smtp_server
 from tests.utils.utils import free_port
 
@@ -87,8 +92,33 @@ async def test_send_email_tls_mode_follows_settings(
     assert (calls[0]["use_tls"], calls[0]["start_tls"]) == (use_tls, start_tls)
 
 
-def test_password_reset_text_names_the_token_and_its_lifetime() -> None:
-    text = password_reset_text(token="tok-abc", expire_minutes=30)
-    assert "tok-abc" in text
-    assert "30 minutes" in text
-    assert "/api/v1/auth/password-reset" in text
+RECOVERY = "/api/v1/auth/password-recovery"
+
+
+def test_email_slice_is_the_apps_sender() -> None:
+    assert mail.sender is send_email
+
+
+async def test_password_recovery_survives_a_dead_smtp_server(
+    client: httpx2.AsyncClient,
+    normal_user: User,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(settings, "SMTP_HOST", "127.0.0.1")
+    monkeypatch.setattr(settings, "SMTP_PORT", free_port())
+    monkeypatch.setattr(settings, "SMTP_TLS", False)
+    response = await client.post(RECOVERY, json={"email": normal_user.email})
+    assert response.status_code == 202
+    assert response.json() == {"message": RECOVERY_MESSAGE}
+    assert "password reset email failed" in caplog.text
+
+
+async def test_password_recovery_without_smtp_logs_no_token_outside_local(
+    client: httpx2.AsyncClient, normal_user: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO"):
+        response = await client.post(RECOVERY, json={"email": normal_user.email})
+    assert response.status_code == 202
+    assert "was not sent" in caplog.text
+    assert "Your reset token" not in caplog.text

@@ -1,16 +1,23 @@
 """A stand-in for the recipe ideas upstream: a real HTTP server on 127.0.0.1, scripted per
-subreddit, that counts what it is asked."""
+subreddit, that counts what it is asked; and what the ideas slice adds to the shared tests
+(see tests/utils/slices.py)."""
 
 import json
 import threading
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
+from app.api.api_v1.endpoints.idea import get_ideas_client
 from app.core.config import Settings
+from app.schemas.idea import IdeaFeed, IdeaRead
+from tests.utils.utils import AuthorizationCall
 
 SUBREDDITS = ["recipes", "easyrecipes", "TopSecretRecipes"]
 # Longer than any client budget in the tests, so a client that does not fetch concurrently
@@ -180,3 +187,49 @@ class IdeaStub:
             request.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up first, which is what some tests want
+
+
+@pytest.fixture
+def idea_stub() -> Iterator[IdeaStub]:
+    """A real HTTP stand-in for the recipe ideas upstream on 127.0.0.1, on a free port."""
+    with IdeaStub() as stub:
+        yield stub
+
+
+IDEAS = "/api/v1/recipes/ideas"
+IDEA_URL = "https://example.com/ideas/leek-soup"
+
+
+class FakeIdeas:
+    """One idea, no network: the client the shared tests' apps get."""
+
+    feed = IdeaFeed(
+        ideas={"soups": [IdeaRead(title="Leek soup", url=IDEA_URL, score=7)]}, errors={}
+    )
+
+    async def get_ideas(self, _limit: int) -> IdeaFeed:
+        return self.feed
+
+    async def find(self, url: str) -> tuple[str, IdeaRead] | None:
+        return ("soups", self.feed.ideas["soups"][0]) if url == IDEA_URL else None
+
+
+FAKES = {get_ideas_client: FakeIdeas}
+
+# Calls the authorization matrix cannot make from OpenAPI examples: (method, path, the request
+# as (url, httpx keyword arguments) made from the matrix's World).
+AUTHORIZATION_CALLS: list[AuthorizationCall] = [
+    ("POST", f"{IDEAS}/import", lambda _: (f"{IDEAS}/import", {"json": {"url": IDEA_URL}})),
+]
+# (method, path, body, principal, field the caller must not set, its value, honest status)
+SMUGGLES = [
+    (
+        "POST",
+        "/api/v1/recipes/ideas/import",
+        {"url": IDEA_URL},
+        "user",
+        "submitter_id",
+        lambda w: w.other.id,
+        201,
+    ),
+]

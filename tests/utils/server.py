@@ -9,7 +9,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
+from types import ModuleType
 
 import httpx2
 import pytest
@@ -19,6 +21,20 @@ from tests.utils.utils import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 60
+
+
+def script(name: str) -> ModuleType:
+    """scripts/<name>.py as a module (the scripts are not a package), loaded once."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = module_from_spec(spec)
+    # Dataclasses look their module up while the class is made.
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def script_env(database_url: str, port: int = 0, **extra_env: str) -> dict[str, str]:

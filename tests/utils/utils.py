@@ -19,6 +19,10 @@ from app.core.security import create_access_token, entitled_scopes
 from app.crud.base import Repository
 from app.db.session import Reader, ReadSession, get_db, get_read_db, request_transaction
 
+# An optional slice's row of the authorization matrix (tests/utils/slices.py): method, path,
+# statuses per principal, and the request as (url, httpx keyword arguments) from the World.
+AuthorizationCall = tuple[str, str, Callable[[Any], tuple[str, dict[str, Any]]]]
+
 # The `configure` fixture: change settings for one test, then build apps with create_app().
 Configure = Callable[..., Settings]
 

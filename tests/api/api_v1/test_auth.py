@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
-from app.api.api_v1.endpoints.auth import RECOVERY_MESSAGE
+from app.api.api_v1.endpoints.auth import RECOVERY_MESSAGE, RECOVERY_UNAVAILABLE
 from app.api.deps import get_rate_limiter
-from app.core import security
+from app.core import mail, security
 from app.core.config import settings
 from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisStore
@@ -25,10 +25,10 @@ from app.core.security import create_access_token, entitled_scopes, scope_string
 from app.main import app
 from app.models import User
 from tests.conftest import TEST_REDIS_URL
+from tests.utils.mail import Mailbox
 from tests.utils.rate_limit import FakeClock
-from tests.utils.smtp import SMTPServer
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
-from tests.utils.utils import Configure, auth_headers, free_port, random_email
+from tests.utils.utils import Configure, auth_headers, random_email
 
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
@@ -561,13 +561,13 @@ def reset_token_in(message: EmailMessage) -> str:
 
 
 async def test_password_recovery_emails_a_token_that_resets_once(
-    client: httpx2.AsyncClient, db: AsyncSession, smtp: SMTPServer
+    client: httpx2.AsyncClient, db: AsyncSession, mailbox: Mailbox
 ) -> None:
     user = await create_random_user(db)
     session = await login(client, user.email)
     response = await client.post(RECOVERY, json={"email": user.email.upper()})
     assert response.status_code == 202
-    [message] = smtp.messages
+    [message] = mailbox.messages
     assert message["To"] == user.email
     assert "reset your password" in message["Subject"]
     token = reset_token_in(message)
@@ -589,11 +589,11 @@ async def test_password_recovery_emails_a_token_that_resets_once(
 
 
 async def test_password_change_ends_unused_reset_tokens(
-    client: httpx2.AsyncClient, db: AsyncSession, smtp: SMTPServer
+    client: httpx2.AsyncClient, db: AsyncSession, mailbox: Mailbox
 ) -> None:
     user = await create_random_user(db)
     await client.post(RECOVERY, json={"email": user.email})
-    token = reset_token_in(smtp.messages[0])
+    token = reset_token_in(mailbox.messages[0])
     session = await login(client, user.email)
     changed = await client.post(
         PASSWORD,
@@ -607,7 +607,7 @@ async def test_password_change_ends_unused_reset_tokens(
 
 
 async def test_password_recovery_answers_alike_for_unknown_and_inactive(
-    client: httpx2.AsyncClient, db: AsyncSession, smtp: SMTPServer
+    client: httpx2.AsyncClient, db: AsyncSession, mailbox: Mailbox
 ) -> None:
     known = await create_random_user(db)
     inactive = await create_random_user(db, is_active=False)
@@ -621,12 +621,12 @@ async def test_password_recovery_answers_alike_for_unknown_and_inactive(
     header_names = [sorted(a.headers.keys()) for a in answers]
     assert header_names[0] == header_names[1] == header_names[2]
     # Only the active account got mail.
-    assert [m["To"] for m in smtp.messages] == [known.email]
+    assert [m["To"] for m in mailbox.messages] == [known.email]
 
 
 @pytest.mark.usefixtures("login_limiter")
 async def test_password_recovery_mails_one_address_at_most_its_limit(
-    client: httpx2.AsyncClient, db: AsyncSession, smtp: SMTPServer, configure: Configure
+    client: httpx2.AsyncClient, db: AsyncSession, mailbox: Mailbox, configure: Configure
 ) -> None:
     configure(RATE_LIMIT_RECOVERY_PER_ACCOUNT="2/hour")
     target, bystander = await create_random_user(db), await create_random_user(db)
@@ -635,36 +635,36 @@ async def test_password_recovery_mails_one_address_at_most_its_limit(
     answers = [await client.post(RECOVERY, json={"email": email}) for email in emails]
     # The same answer whether the limit was hit or not.
     assert {(r.status_code, r.text) for r in answers} == {(202, answers[0].text)}
-    assert [m["To"] for m in smtp.messages] == [target.email] * 2
+    assert [m["To"] for m in mailbox.messages] == [target.email] * 2
     # Another address has its own count.
     other = await client.post(RECOVERY, json={"email": bystander.email})
     assert (other.status_code, other.text) == (202, answers[0].text)
-    assert [m["To"] for m in smtp.messages] == [target.email] * 2 + [bystander.email]
+    assert [m["To"] for m in mailbox.messages] == [target.email] * 2 + [bystander.email]
 
 
-async def test_password_recovery_survives_a_dead_smtp_server(
+async def test_password_recovery_survives_a_failing_sender(
     client: httpx2.AsyncClient,
     normal_user: User,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(settings, "SMTP_HOST", "127.0.0.1")
-    monkeypatch.setattr(settings, "SMTP_PORT", free_port())
-    monkeypatch.setattr(settings, "SMTP_TLS", False)
+    async def refuse(**_: str) -> bool:
+        raise ConnectionRefusedError
+
+    monkeypatch.setattr(mail, "sender", refuse)
     response = await client.post(RECOVERY, json={"email": normal_user.email})
     assert response.status_code == 202
     assert response.json() == {"message": RECOVERY_MESSAGE}
     assert "password reset email failed" in caplog.text
 
 
-async def test_password_recovery_without_smtp_logs_no_token_outside_local(
-    client: httpx2.AsyncClient, normal_user: User, caplog: pytest.LogCaptureFixture
+async def test_password_recovery_without_an_email_sender_is_503(
+    client: httpx2.AsyncClient, normal_user: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with caplog.at_level("INFO"):
-        response = await client.post(RECOVERY, json={"email": normal_user.email})
-    assert response.status_code == 202
-    assert "was not sent" in caplog.text
-    assert "Your reset token" not in caplog.text
+    monkeypatch.setattr(mail, "sender", None)
+    response = await client.post(RECOVERY, json={"email": normal_user.email})
+    assert response.status_code == 503
+    assert response.json() == {"detail": RECOVERY_UNAVAILABLE}
 
 
 @pytest.mark.parametrize("body", [{}, {"email": "not-an-email"}, {"email": "a@b.example", "x": 1}])

@@ -1,7 +1,11 @@
 """Recipe idea endpoints: the feed, its failure modes, a swapped-in client, and importing."""
 
 import asyncio
+import os
+import signal
+import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx2
@@ -9,24 +13,28 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from app.api.api_v1.endpoints.idea import UNAVAILABLE
-from app.api.deps import get_current_user, get_ideas_client
+from app.api.api_v1.endpoints.idea import UNAVAILABLE, get_ideas_client
+from app.api.deps import get_current_user
 from app.clients.ideas import IdeasClient, IdeasError, open_ideas_client
+from app.core.cache import MemoryCache, RedisCache
 from app.core.config import Settings, settings
 from app.db.session import get_db, get_read_db, make_engine, make_sessionmaker
-from app.main import app
+from app.main import app, create_app
 from app.models import User
 from app.models.recipe import Recipe
-from app.schemas import IdeaFeed, IdeaRead
+from app.schemas.idea import IdeaFeed, IdeaRead
 from tests.utils.db import migrate
 from tests.utils.idea import SUBREDDITS, IdeaStub, Reply, post
 from tests.utils.recipe import create_random_recipe
+from tests.utils.server import run_sh, superuser_headers
 from tests.utils.user import create_random_user
-from tests.utils.utils import auth_headers, override_sessions
+from tests.utils.utils import Configure, auth_headers, override_sessions
 
 IDEAS = "/api/v1/recipes/ideas"
 IMPORT = f"{IDEAS}/import"
 IDEA_URL = "https://example.com/easyrecipes/2"
+SLOW_REQUESTS = 3
+UPSTREAM_DELAY_SECONDS = 2.0
 
 
 @pytest.fixture
@@ -457,3 +465,62 @@ def test_two_concurrent_imports_of_one_url_make_one_recipe(
     statuses, rows = asyncio.run(_two_imports_of_one_url(fresh_database_url, idea_stub))
     assert statuses == [201, 409]
     assert rows == 1
+
+
+async def test_lifespan_opens_the_ideas_client_and_closes_it(idea_stub: IdeaStub) -> None:
+    application = create_app()
+    async with application.router.lifespan_context(application):
+        ideas = application.state.ideas
+        assert isinstance(ideas, IdeasClient)
+        assert not ideas.http.is_closed
+        # Handlers reach the client through the dependency.
+        async with open_ideas_client(idea_stub.settings()) as stubbed:
+            application.state.ideas = stubbed
+            user = User(id=1, email="cook@example.com", is_active=True)
+            application.dependency_overrides[get_current_user] = lambda: user
+            transport = httpx2.ASGITransport(app=application)
+            async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:
+                response = await c.get(IDEAS, params={"limit": 1})
+            application.state.ideas = ideas
+        assert response.status_code == 200
+        assert idea_stub.hits["recipes"] == 1
+    assert ideas.http.is_closed
+
+
+async def test_lifespan_caches_ideas_in_the_apps_redis_when_set(
+    configure: Configure, redis_url: str
+) -> None:
+    application = create_app()
+    async with application.router.lifespan_context(application):
+        assert isinstance(application.state.ideas.cache, MemoryCache)
+    configure(REDIS_URL=redis_url)
+    application = create_app()
+    async with application.router.lifespan_context(application):
+        assert isinstance(application.state.ideas.cache, RedisCache)
+
+
+def test_sigterm_lets_requests_waiting_on_the_upstream_finish(
+    fresh_database_url: str, idea_stub: IdeaStub
+) -> None:
+    # Slow on the server's side: every upstream answer for the idea feed takes this long.
+    for name in SUBREDDITS:
+        idea_stub.script(name, *[Reply(delay=UPSTREAM_DELAY_SECONDS)] * SLOW_REQUESTS)
+    env = {
+        "IDEAS_BASE_URL": idea_stub.url,
+        "IDEAS_SUBREDDITS": ",".join(SUBREDDITS),
+        "IDEAS_TIMEOUT_SECONDS": "30",
+    }
+    with run_sh(fresh_database_url, **env) as service, ThreadPoolExecutor(SLOW_REQUESTS) as pool:
+        base_url, proc = service.base_url, service.proc
+        headers = superuser_headers(base_url)
+        slow = [
+            pool.submit(httpx2.get, f"{base_url}{IDEAS}", headers=headers, timeout=30)
+            for _ in range(SLOW_REQUESTS)
+        ]
+        assert idea_stub.wait_in_flight(SLOW_REQUESTS)
+        time.sleep(0.5)  # let the server start on the requests before it is told to stop
+        os.killpg(proc.pid, signal.SIGTERM)
+        answers = [future.result() for future in slow]
+        assert [a.status_code for a in answers] == [200] * SLOW_REQUESTS
+        assert all(a.json()["ideas"] for a in answers)
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)

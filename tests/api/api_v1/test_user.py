@@ -12,9 +12,9 @@ from app.core.security import SCOPES
 from app.crud.pagination import MAX_ID
 from app.main import app
 from app.models import User
+from tests.utils.mail import Mailbox
 from tests.utils.recipe import create_random_recipe
 from tests.utils.routes import Endpoint, Rows, endpoints, example_call, owners
-from tests.utils.smtp import SMTPServer
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
 from tests.utils.utils import (
     auth_headers,
@@ -250,12 +250,12 @@ async def test_delete_me_needs_the_current_password(
 
 
 async def test_email_change_ends_reset_tokens_and_tells_the_old_address(
-    client: httpx2.AsyncClient, db: AsyncSession, smtp: SMTPServer
+    client: httpx2.AsyncClient, db: AsyncSession, mailbox: Mailbox
 ) -> None:
     user = await create_random_user(db)
     old_email = user.email
     await client.post("/api/v1/auth/password-recovery", json={"email": old_email})
-    [reset_mail] = smtp.messages
+    [reset_mail] = mailbox.messages
     token = re.search(r"^ {4}(\S+)\s*$", reset_mail.get_content(), re.MULTILINE)
     assert token is not None
     new_email = random_email()
@@ -270,7 +270,7 @@ async def test_email_change_ends_reset_tokens_and_tells_the_old_address(
         "/api/v1/auth/password-reset", json={"token": token[1], "new_password": "taken-over-pw"}
     )
     assert reset.status_code == 400
-    [_, notice] = smtp.messages
+    [_, notice] = mailbox.messages
     assert notice["To"] == old_email
     assert "email address was changed" in notice["Subject"]
     assert new_email not in notice.get_content()
@@ -280,7 +280,7 @@ async def test_admin_email_change_tells_the_old_address(
     client: httpx2.AsyncClient,
     db: AsyncSession,
     superuser_token_headers: dict[str, str],
-    smtp: SMTPServer,
+    mailbox: Mailbox,
 ) -> None:
     user = await create_random_user(db)
     old_email = user.email
@@ -288,7 +288,7 @@ async def test_admin_email_change_tells_the_old_address(
         f"{USERS}/{user.id}", json={"email": random_email()}, headers=superuser_token_headers
     )
     assert response.status_code == 200
-    [notice] = smtp.messages
+    [notice] = mailbox.messages
     assert notice["To"] == old_email
     # Same address again: no change, no mail.
     same = await client.patch(
@@ -297,7 +297,7 @@ async def test_admin_email_change_tells_the_old_address(
         headers=superuser_token_headers,
     )
     assert same.status_code == 200
-    assert len(smtp.messages) == 1
+    assert len(mailbox.messages) == 1
 
 
 # --- Administration -----------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, status
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.api.deps import (
@@ -18,8 +18,8 @@ from app.api.deps import (
     email_digest,
 )
 from app.api.responses import errors
+from app.core import mail
 from app.core.config import settings
-from app.core.email import password_reset_text, send_email
 from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisStore
 from app.core.security import create_access_token
@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/auth", tags=["auth"], dependencies=[ClientWatch])
 
 RECOVERY_MESSAGE = "If an active account uses this email, a reset token is on its way."
+RECOVERY_UNAVAILABLE = "Password recovery is unavailable: this service sends no email"
 
 
 def _token(grant: auth.Grant) -> Token:
@@ -154,10 +155,10 @@ async def _send_password_reset(sessions: SessionFactory, limiter: RateLimiter, e
             logger.info("password recovery asked for no active account")
             return
         token, address = issued
-        await send_email(
+        await mail.send(
             to=address,
             subject=f"{settings.PROJECT_NAME}: reset your password",
-            text=password_reset_text(
+            text=mail.password_reset_text(
                 token=token, expire_minutes=settings.PASSWORD_RESET_EXPIRE_MINUTES
             ),
         )
@@ -169,7 +170,7 @@ async def _send_password_reset(sessions: SessionFactory, limiter: RateLimiter, e
 @router.post(
     "/password-recovery",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=errors(429),
+    responses=errors(429, 503),
     dependencies=[AuthRateLimit],
 )
 async def recover_password(
@@ -181,6 +182,9 @@ async def recover_password(
     """Email a single-use reset token. The answer is the same whether or not the account
     exists or has had its share of emails, and comes before any lookup, so neither its body
     nor its timing tells."""
+    if not mail.available():
+        # Without the email slice no token could reach anyone: say so rather than pretend.
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=RECOVERY_UNAVAILABLE)
     background.add_task(_send_password_reset, sessions, limiter, body.email)
     return Message(message=RECOVERY_MESSAGE)
 

@@ -1,22 +1,55 @@
-"""Recipe ideas from other services, and importing one as a recipe."""
+"""Recipe ideas from other services, and importing one as a recipe.
 
+An optional slice: its client, settings group, schemas and tests go with it (see the README's
+"Trim what you don't need").
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 
 from app import crud
 from app.api.api_v1.endpoints.recipe import RecipeWriter
-from app.api.deps import CurrentUser, IdeasClientDep, SessionDep
+from app.api.deps import CurrentUser, SessionDep
 from app.api.responses import errors
-from app.clients.ideas import IdeasError
+from app.api.state import AppState
+from app.clients.ideas import IdeasClient, IdeasError, open_ideas_client
+from app.core.cache import RedisCache
 from app.core.config import settings
 from app.crud.crud_recipe import recipe as recipes
 from app.db.session import commit_early
 from app.models.recipe import Recipe
-from app.schemas import IdeaFeed, IdeaImport
+from app.schemas.idea import IdeaFeed, IdeaImport
 from app.schemas.recipe import RecipeCreate, RecipeRead
 
-router = APIRouter(prefix="/recipes/ideas", tags=["ideas"])
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Opens the ideas client for the app's life. FastAPI runs a router's lifespan inside the
+    app's, so the app's Redis client (for the shared cache) is already open."""
+    state: AppState = app.state.services
+    cache = RedisCache(state.redis, "ideas:") if state.redis is not None else None
+    async with open_ideas_client(settings, cache=cache) as ideas:
+        app.state.ideas = ideas
+        try:
+            yield
+        finally:
+            del app.state.ideas
+
+
+async def get_ideas_client(request: Request) -> IdeasClient:
+    """The client the lifespan opened. Tests and users swap it with app.dependency_overrides."""
+    ideas: IdeasClient | None = getattr(request.app.state, "ideas", None)
+    if ideas is None:
+        raise RuntimeError("the ideas client is opened by the app's lifespan")
+    return ideas
+
+
+IdeasClientDep = Annotated[IdeasClient, Depends(get_ideas_client)]
+
+router = APIRouter(prefix="/recipes/ideas", tags=["ideas"], lifespan=lifespan)
 
 LABEL_MAX_LENGTH = 256
 UNAVAILABLE = "Recipe ideas are unavailable: no source answered; retry later"

@@ -16,8 +16,8 @@ from app.api.deps import (
     SessionDep,
 )
 from app.api.responses import errors
+from app.core import mail
 from app.core.config import settings
-from app.core.email import email_changed_text, send_email
 from app.crud.pagination import Page
 from app.models import User
 from app.schemas import AccountDeletion, UserCreate, UserPage, UserRead, UserUpdate
@@ -42,10 +42,10 @@ router = APIRouter(prefix="/users", tags=["users"])
 async def _send_email_changed(address: str) -> None:
     """After the response: tell the old address that the account moved away from it."""
     try:
-        await send_email(
+        await mail.send(
             to=address,
             subject=f"{settings.PROJECT_NAME}: your email address was changed",
-            text=email_changed_text(),
+            text=mail.email_changed_text(),
         )
     except Exception as exc:
         # The response has gone; the log is the only place left to report to.
