@@ -16,6 +16,7 @@ if [ -d "$src/.mypy_cache" ]; then cp -r "$src/.mypy_cache" .; fi
 export PYTHONDONTWRITEBYTECODE=1
 
 # --- Trim steps, before the scaffold (each leaves a green suite on its own) ---------------------
+python3 scripts/dev.py trim ideas
 
 # --- The scaffold --------------------------------------------------------------------------------
 python3 scripts/dev.py new review --fields "rating:int[1..5] comment:str[1..2000]" --parent recipe
