@@ -5,17 +5,20 @@ import base64
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
+import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from app.api.api_v1.endpoints.sso import get_oidc_client
 from app.clients.oidc import OidcClient
-from app.core.sso import SsoProvider, SsoSettings
+from app.core.sso import SsoProvider, SsoSettings, sso_settings
+from app.main import app
 from tests.utils.utils import AuthorizationCall
 
 ISSUER = "https://idp.example.test"
@@ -176,3 +179,31 @@ AUTHORIZATION_EXPECT: list[tuple[str, str, tuple[int, ...]]] = [
     ("POST", f"{SSO}/exchange", (400,) * 6),
     ("DELETE", f"{SSO}/identities/{{identity_id}}", (401, 404, 404, 404, 404, 404)),
 ]
+
+
+@pytest.fixture
+def sso_config(monkeypatch: pytest.MonkeyPatch) -> SsoSettings:
+    providers = [provider_settings("test"), provider_settings("off", enabled=False)]
+    monkeypatch.setattr(sso_settings, "SSO_PROVIDERS", providers)
+    return sso_settings
+
+
+@pytest.fixture
+def idp(sso_config: SsoSettings) -> Iterator[FakeProvider]:
+    """The stand-in provider, in place of the app's OpenID Connect client."""
+    provider = FakeProvider()
+    oidc = provider.client(sso_config)
+    app.dependency_overrides[get_oidc_client] = lambda: oidc
+    yield provider
+    app.dependency_overrides.pop(get_oidc_client, None)
+
+
+async def authorize(client: httpx2.AsyncClient, provider: str = "test") -> str:
+    response = await client.get(f"{SSO}/{provider}/authorize")
+    assert response.status_code == 302, response.text
+    return response.headers["location"]
+
+
+async def callback(client: httpx2.AsyncClient, idp: FakeProvider, **claims: Any) -> httpx2.Response:
+    query = idp.login(await authorize(client), **claims)
+    return await client.get(f"{SSO}/test/callback?{query}")

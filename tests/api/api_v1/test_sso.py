@@ -4,7 +4,6 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,39 +25,19 @@ from app.main import app
 from app.models import User
 from app.models.identity import Identity, SsoCode
 from app.services.sso import UNUSABLE_PASSWORD
-from tests.utils.sso import CLIENT_ID, ISSUER, FakeProvider, callback_code, provider_settings
+from tests.utils.sso import (
+    CLIENT_ID,
+    ISSUER,
+    FakeProvider,
+    authorize,
+    callback,
+    callback_code,
+    provider_settings,
+)
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
 from tests.utils.utils import auth_headers
 
 SSO = "/api/v1/auth/sso"
-
-
-@pytest.fixture
-def config(monkeypatch: pytest.MonkeyPatch) -> SsoSettings:
-    providers = [provider_settings("test"), provider_settings("off", enabled=False)]
-    monkeypatch.setattr(sso_settings, "SSO_PROVIDERS", providers)
-    return sso_settings
-
-
-@pytest.fixture
-def idp(config: SsoSettings) -> Iterator[FakeProvider]:
-    """The stand-in provider, in place of the app's OpenID Connect client."""
-    provider = FakeProvider()
-    oidc = provider.client(config)
-    app.dependency_overrides[get_oidc_client] = lambda: oidc
-    yield provider
-    app.dependency_overrides.pop(get_oidc_client, None)
-
-
-async def authorize(client: httpx2.AsyncClient, provider: str = "test") -> str:
-    response = await client.get(f"{SSO}/{provider}/authorize")
-    assert response.status_code == 302, response.text
-    return response.headers["location"]
-
-
-async def callback(client: httpx2.AsyncClient, idp: FakeProvider, **claims: Any) -> httpx2.Response:
-    query = idp.login(await authorize(client), **claims)
-    return await client.get(f"{SSO}/test/callback?{query}")
 
 
 async def log_in(client: httpx2.AsyncClient, idp: FakeProvider, **claims: Any) -> dict[str, Any]:
@@ -80,7 +59,7 @@ async def counts(db: AsyncSession) -> tuple[int, int, int]:
     )
 
 
-@pytest.mark.usefixtures("config")
+@pytest.mark.usefixtures("sso_config")
 async def test_read_sso_providers_lists_the_enabled_ones(client: httpx2.AsyncClient) -> None:
     response = await client.get(f"{SSO}/providers")
     assert response.json() == [
@@ -489,7 +468,7 @@ async def test_provider_down_is_503(
 
 @pytest.mark.parametrize("fault", ["refused", "oversized", "not json"])
 async def test_unreachable_provider_is_503(
-    client: httpx2.AsyncClient, config: SsoSettings, fault: str
+    client: httpx2.AsyncClient, sso_config: SsoSettings, fault: str
 ) -> None:
     def answer(request: httpx2.Request) -> httpx2.Response:
         if fault == "refused":
@@ -499,7 +478,7 @@ async def test_unreachable_provider_is_503(
         return httpx2.Response(200, text="<html>")
 
     app.dependency_overrides[get_oidc_client] = lambda: oidc_module.OidcClient(
-        httpx2.AsyncClient(transport=httpx2.MockTransport(answer)), config
+        httpx2.AsyncClient(transport=httpx2.MockTransport(answer)), sso_config
     )
     response = await client.get(f"{SSO}/test/authorize")
     assert response.status_code == 503
@@ -583,28 +562,6 @@ async def test_sso_only_account_has_no_password_that_works(
             "/api/v1/auth/login", data={"username": "sso-only@example.com", "password": password}
         )
         assert response.status_code in (401, 422)
-
-
-async def test_page_offers_log_in_links_and_a_way_to_finish(
-    client: httpx2.AsyncClient, idp: FakeProvider
-) -> None:
-    page = await client.get("/")
-    assert f'href="{SSO}/test/authorize">Log in with Test IdP</a>' in page.text
-    assert "off/authorize" not in page.text  # disabled
-    assert "Finish logging in" not in page.text
-    response = await callback(client, idp)
-    back = await client.get(response.headers["location"])
-    assert f'action="{SSO}/exchange" method="post"' in back.text
-    # What the form sends: an empty form body, the code in its cookie.
-    finished = await client.post(
-        f"{SSO}/exchange", headers={"Content-Type": "application/x-www-form-urlencoded"}
-    )
-    assert finished.status_code == 200, finished.text
-    assert "refresh_token" in finished.json()
-
-
-async def test_page_without_providers_has_no_log_in_links(client: httpx2.AsyncClient) -> None:
-    assert "Log in with" not in (await client.get("/")).text
 
 
 async def test_login_to_an_sso_only_account_costs_a_full_password_check(
