@@ -99,12 +99,7 @@ def create_app() -> FastAPI:
     # uncompressed body.
     app.add_middleware(StrictJSONMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
-    app.add_middleware(
-        CacheHeadersMiddleware,
-        api_prefix=settings.API_V1_STR,
-        public_prefix=f"{settings.API_V1_STR}/recipes",
-        max_age=settings.PUBLIC_CACHE_SECONDS,
-    )
+    app.add_middleware(CacheHeadersMiddleware, api_prefix=settings.API_V1_STR)
     app.add_middleware(GZipMiddleware, minimum_size=settings.GZIP_MIN_BYTES)
     if settings.BACKEND_CORS_ORIGINS:
         app.add_middleware(

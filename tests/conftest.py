@@ -18,6 +18,8 @@ os.environ.update(
     # Off unless a test turns them on; tests/utils/rate_limit.py has the fixture for that.
     RATE_LIMIT_DEFAULT="off",
     RATE_LIMIT_LOGIN_FAILURES="off",
+    RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT="off",
+    RATE_LIMIT_RECOVERY_PER_ACCOUNT="off",
     RATE_LIMIT_AUTH_PER_IP="off",
     REDIS_URL="",
     SMTP_HOST="",

@@ -263,40 +263,66 @@ async def limit_api_per_ip(request: Request, response: Response, limiter: RateLi
 ApiRateLimit = Depends(limit_api_per_ip)
 
 
+def email_digest(email: str) -> str:
+    """What per-account limits count under: a hash of the normalized email, so the store holds
+    no email addresses."""
+    digest = hashlib.sha256(normalize_email(email).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:32]
+
+
 @dataclass(frozen=True, slots=True)
 class LoginThrottle:
-    """Password attempts per account (RATE_LIMIT_LOGIN_FAILURES), known or not.
+    """Password checks per account, known or not: a tight budget per (account, client network)
+    (RATE_LIMIT_LOGIN_FAILURES) and a much higher one per account across all networks
+    (RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT). An attacker exhausting the first locks out only
+    their own network, not the owner; a distributed attack still meets the second.
 
     `attempt` counts before the password is checked, so parallel guesses cannot overrun the
-    budget; `succeeded` forgets the count, so in effect only failures add up.
+    budgets; `succeeded` forgets the network's count, so in effect only failures add up there.
     """
 
     limiter: RateLimiter
     limit: str | None
+    ceiling: str | None
+    network: str
 
     @staticmethod
     def _key(email: str) -> str:
-        # Hashed: the store holds no email addresses.
-        digest = hashlib.sha256(normalize_email(email).encode("utf-8", "surrogatepass"))
-        return f"login-failures:{digest.hexdigest()[:32]}"
+        return f"login-failures:{email_digest(email)}"
+
+    def _network_key(self, email: str) -> str:
+        return f"{self._key(email)}:{self.network}"
 
     async def attempt(self, email: str) -> None:
-        """Raise 429 when the account has used its budget of failed password checks."""
-        if self.limit is None:
-            return
-        result = await self.limiter.hit(self._key(email), self.limit)
-        if not result.allowed:
-            raise too_many_requests(result)
+        """Raise 429 when the account has used a budget of password checks; a check refused
+        for this network is not counted against the account's ceiling."""
+        for key, limit in (
+            (self._network_key(email), self.limit),
+            (self._key(email), self.ceiling),
+        ):
+            if limit is not None:
+                result = await self.limiter.hit(key, limit)
+                if not result.allowed:
+                    raise too_many_requests(result)
 
     async def succeeded(self, email: str) -> None:
         if self.limit is not None:
             # After a password hash, which may outlast the request's Redis budget: a fresh one.
             async with RedisStore.budget():
-                await self.limiter.reset(self._key(email), self.limit)
+                await self.limiter.reset(self._network_key(email), self.limit)
 
 
-async def get_login_throttle(limiter: RateLimiterDep) -> LoginThrottle:
-    return LoginThrottle(limiter, settings.RATE_LIMIT_LOGIN_FAILURES)
+async def get_login_throttle(request: Request, limiter: RateLimiterDep) -> LoginThrottle:
+    host = request.client.host if request.client else "unknown"
+    network = client_network(
+        host, settings.RATE_LIMIT_IPV6_PREFIX, settings.RATE_LIMIT_LOGIN_IPV4_PREFIX
+    )
+    return LoginThrottle(
+        limiter,
+        settings.RATE_LIMIT_LOGIN_FAILURES,
+        settings.RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT,
+        network,
+    )
 
 
 LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.cache_policy import route_cache_policy
 from app.api.errors import SafeJSONResponse, internal_error_response
 from app.core import metrics
 from app.core.logging import request_id_var
@@ -146,13 +147,12 @@ class SecurityHeadersMiddleware:
 
 
 class CacheHeadersMiddleware:
-    """ETag and If-None-Match on API reads; public caching only for anonymous recipe reads."""
+    """ETag and If-None-Match on API reads; public caching only for anonymous reads of routes
+    that declare a CachePolicy."""
 
-    def __init__(self, app: ASGIApp, *, api_prefix: str, public_prefix: str, max_age: int) -> None:
+    def __init__(self, app: ASGIApp, *, api_prefix: str) -> None:
         self.app = app
         self.api_prefix = api_prefix
-        self.public_prefix = public_prefix
-        self.max_age = max_age
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.api_prefix):
@@ -170,11 +170,6 @@ class CacheHeadersMiddleware:
             return
 
         anonymous = "authorization" not in request_headers
-        if anonymous and scope["path"].startswith(self.public_prefix):
-            cache_control = f"public, max-age={self.max_age}"
-        else:
-            # Answers that depend on who asks never go into a shared cache.
-            cache_control = "private, no-cache"
         start: Message | None = None
         body = bytearray()
 
@@ -192,9 +187,19 @@ class CacheHeadersMiddleware:
             body.extend(message.get("body", b""))
             if message.get("more_body", False):
                 return
+            cache_control = self._cache_control(scope, anonymous=anonymous)
             await self._finish(start, bytes(body), request_headers, cache_control, send)
 
         await self.app(scope, receive, send_buffered)
+
+    @staticmethod
+    def _cache_control(scope: Scope, *, anonymous: bool) -> str:
+        # Read once the route is matched: the policy is the route's, not the URL's.
+        policy = route_cache_policy(scope) if anonymous else None
+        if policy is None:
+            # Answers that depend on who asks never go into a shared cache.
+            return "private, no-cache"
+        return f"public, max-age={policy.max_age()}"
 
     @staticmethod
     async def _finish(

@@ -160,7 +160,9 @@ class Settings(BaseSettings):
     )
     GZIP_MIN_BYTES: int = Field(default=1024, ge=0)
     PUBLIC_CACHE_SECONDS: int = Field(
-        default=30, ge=0, description="max-age of anonymous recipe reads, for shared caches."
+        default=30,
+        ge=0,
+        description="max-age of anonymous reads of routes declaring public caching.",
     )
     RECIPE_CACHE_SECONDS: int = Field(
         default=60, ge=0, description="Redis cache-aside TTL of single recipes; 0 turns it off."
@@ -202,10 +204,27 @@ class Settings(BaseSettings):
     EMAILS_FROM: str = "Recipe Service <noreply@example.com>"
 
     RATE_LIMIT_LOGIN_FAILURES: str | None = Field(
-        default="5/15minutes", description="Failed logins per account; `off` disables."
+        default="5/15minutes",
+        description="Password checks per account from one client network; `off` disables.",
+    )
+    RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: str | None = Field(
+        default="50/hour",
+        description="Password checks per account from all networks together; `off` disables.",
+    )
+    RATE_LIMIT_LOGIN_IPV4_PREFIX: int = Field(
+        default=24,
+        ge=8,
+        le=32,
+        description="IPv4 clients share a per-account login budget per network of this length "
+        "(IPv6: RATE_LIMIT_IPV6_PREFIX).",
     )
     RATE_LIMIT_DEFAULT: str | None = Field(
         default="300/minute", description="API requests per client IP; `off` or empty disables."
+    )
+    RATE_LIMIT_RECOVERY_PER_ACCOUNT: str | None = Field(
+        default="3/hour",
+        description="Password recovery emails per address, however many are asked for; `off` "
+        "disables.",
     )
     RATE_LIMIT_AUTH_PER_IP: str | None = Field(
         default="20/minute", description="Auth requests per client IP; `off` disables."
@@ -272,7 +291,13 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("RATE_LIMIT_DEFAULT", "RATE_LIMIT_LOGIN_FAILURES", "RATE_LIMIT_AUTH_PER_IP")
+    @field_validator(
+        "RATE_LIMIT_DEFAULT",
+        "RATE_LIMIT_LOGIN_FAILURES",
+        "RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT",
+        "RATE_LIMIT_RECOVERY_PER_ACCOUNT",
+        "RATE_LIMIT_AUTH_PER_IP",
+    )
     @classmethod
     def _rate_limit(cls, value: str | None) -> str | None:
         """Checked at start-up, so a typo stops the app instead of disabling a limit."""

@@ -31,18 +31,21 @@ def parse_limit(text: str) -> RateLimitItem:
 
 # Cached: parsing an address costs more than the rest of a memory hit, on every request.
 @lru_cache(maxsize=4096)
-def client_network(host: str, ipv6_prefix: int) -> str:
-    """The key a client's per-IP limits count under: IPv4 as is, IPv4-mapped IPv6 as its IPv4,
-    other IPv6 as its /ipv6_prefix network. Anything else (a test client's name) as is."""
+def client_network(host: str, ipv6_prefix: int, ipv4_prefix: int = 32) -> str:
+    """The key a client's per-IP limits count under: IPv4 (IPv4-mapped IPv6 too) as its
+    /ipv4_prefix network, by default the address itself; other IPv6 as its /ipv6_prefix
+    network. Anything else (a test client's name) as is."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return host
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
-    return str(address)
+        if address.ipv4_mapped is None:
+            return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
+        address = address.ipv4_mapped
+    if ipv4_prefix == 32:
+        return str(address)
+    return str(ipaddress.IPv4Network((address, ipv4_prefix), strict=False))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from sqlalchemy import select
 
 from app.crud.base import Repository, like_pattern
 from app.crud.pagination import Page, PageParams
+from app.db.folding import any_case_like
 from app.db.session import Reader
 from app.models import Recipe
 
@@ -16,8 +17,9 @@ class RecipeRepository(Repository[Recipe]):
         return await self.paginate(db, page, query)
 
     async def search(self, db: Reader, page: PageParams, *, keyword: str) -> Page[Recipe]:
-        """Case-insensitive substring match on the label, newest first, filtered in the database."""
-        query = select(Recipe).where(Recipe.label.ilike(like_pattern(keyword), escape="\\"))
+        """Substring match on the label in any case (Unicode, on every backend), newest first,
+        filtered in the database."""
+        query = select(Recipe).where(any_case_like(Recipe.label, like_pattern(keyword)))
         return await self.paginate(db, page, query)
 
     async def get_by_url(self, db: Reader, *, submitter_id: int, url: str) -> Recipe | None:

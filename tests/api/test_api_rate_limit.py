@@ -117,14 +117,14 @@ async def test_a_login_slower_than_the_redis_budget_still_clears_its_failures() 
     store = RedisStore.from_url(
         TEST_REDIS_URL, prefix=f"test-login-{secrets.token_hex(8)}:", timeout=0.2, cooldown=5.0
     )
-    throttle = LoginThrottle(RateLimiter(store), "2/15minutes")
+    throttle = LoginThrottle(RateLimiter(store), "2/15minutes", None, "198.51.100.0/24")
     try:
         async with RedisStore.budget():
             await throttle.attempt("a@example.com")
             await asyncio.sleep(0.3)  # the password hash, longer than the request's budget
             await throttle.succeeded("a@example.com")
         # Another process sees the count cleared: two more attempts before a refusal.
-        other = LoginThrottle(RateLimiter(store), "2/15minutes")
+        other = LoginThrottle(RateLimiter(store), "2/15minutes", None, "198.51.100.0/24")
         for _ in range(2):
             async with RedisStore.budget():
                 await other.attempt("a@example.com")

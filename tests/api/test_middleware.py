@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.api.cache_policy import public_cache
 from app.db.session import write_intent
 from app.main import create_app
 from app.models import User
@@ -184,6 +185,32 @@ async def test_authenticated_and_personal_reads_are_never_public(
     assert mine.headers["cache-control"] == "private, no-cache"
     assert missing.headers["cache-control"] == "no-store"
     assert write.headers["cache-control"] == "no-store"
+
+
+async def test_public_caching_is_declared_by_the_route_not_its_prefix(
+    configure: Configure, db: AsyncSession
+) -> None:
+    configure(PUBLIC_CACHE_SECONDS=17)
+    app = create_app()
+
+    async def nested() -> dict[str, str]:
+        return {"under": "recipes"}
+
+    @public_cache(lambda: 5)
+    async def declared() -> dict[str, str]:
+        return {"elsewhere": "public"}
+
+    app.add_api_route(f"{RECIPES}/1/reviews", nested)
+    app.add_api_route("/api/v1/declared", declared)
+    async with await _client_for(app, db) as c:
+        undeclared = await c.get(f"{RECIPES}/1/reviews")
+        chosen = await c.get("/api/v1/declared")
+        recipes = await c.get(RECIPES)
+    assert undeclared.status_code == 200
+    assert undeclared.headers["cache-control"] == "private, no-cache"
+    assert chosen.headers["cache-control"] == "public, max-age=5"
+    # The recipe routes choose the setting, read per request.
+    assert recipes.headers["cache-control"] == "public, max-age=17"
 
 
 @pytest.mark.parametrize(

@@ -90,6 +90,18 @@ async def test_search_matches_substring_ignoring_case(db: AsyncSession) -> None:
     assert [r.id for r in found.items] == [backslash.id]
 
 
+async def test_search_ignores_case_beyond_ascii(db: AsyncSession) -> None:
+    user = await create_random_user(db)
+    creme = await create_random_recipe(db, submitter_id=user.id, label="Crème brûlée")
+    borsch = await create_random_recipe(db, submitter_id=user.id, label="Украинский борщ")
+    await create_random_recipe(db, submitter_id=user.id, label="Creme of nothing")
+    for keyword, expected in [("CRÈME", creme), ("BRÛLÉE", creme), ("борщ", borsch)]:
+        found = await crud.recipe.search(db, PageParams(), keyword=keyword)
+        assert [r.id for r in found.items] == [expected.id], keyword
+    # A LIKE wildcard among the folded characters is still a literal.
+    assert (await crud.recipe.search(db, PageParams(), keyword="CR_ME")).items == []
+
+
 async def test_get_by_url_is_per_submitter(db: AsyncSession) -> None:
     user = await create_random_user(db)
     other = await create_random_user(db)

@@ -2,8 +2,9 @@
 
 import asyncio
 import re
+import secrets
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -19,13 +20,15 @@ from app.api.deps import get_rate_limiter
 from app.core import security
 from app.core.config import settings
 from app.core.rate_limit import RateLimiter
+from app.core.redis import RedisStore
 from app.core.security import create_access_token
 from app.main import app
 from app.models import User
+from tests.conftest import TEST_REDIS_URL
 from tests.utils.rate_limit import FakeClock
 from tests.utils.smtp import SMTPServer
 from tests.utils.user import DEFAULT_PASSWORD, create_random_user
-from tests.utils.utils import auth_headers, free_port, random_email
+from tests.utils.utils import Configure, auth_headers, free_port, random_email
 
 SIGNUP = "/api/v1/auth/signup"
 LOGIN = "/api/v1/auth/login"
@@ -618,6 +621,24 @@ async def test_password_recovery_answers_alike_for_unknown_and_inactive(
     assert [m["To"] for m in smtp.messages] == [known.email]
 
 
+@pytest.mark.usefixtures("login_limiter")
+async def test_password_recovery_mails_one_address_at_most_its_limit(
+    client: httpx2.AsyncClient, db: AsyncSession, smtp: SMTPServer, configure: Configure
+) -> None:
+    configure(RATE_LIMIT_RECOVERY_PER_ACCOUNT="2/hour")
+    target, bystander = await create_random_user(db), await create_random_user(db)
+    # Case and spacing do not make another address: the key is the normalized email's hash.
+    emails = [target.email, target.email.upper(), f" {target.email} ", target.email, target.email]
+    answers = [await client.post(RECOVERY, json={"email": email}) for email in emails]
+    # The same answer whether the limit was hit or not.
+    assert {(r.status_code, r.text) for r in answers} == {(202, answers[0].text)}
+    assert [m["To"] for m in smtp.messages] == [target.email] * 2
+    # Another address has its own count.
+    other = await client.post(RECOVERY, json={"email": bystander.email})
+    assert (other.status_code, other.text) == (202, answers[0].text)
+    assert [m["To"] for m in smtp.messages] == [target.email] * 2 + [bystander.email]
+
+
 async def test_password_recovery_survives_a_dead_smtp_server(
     client: httpx2.AsyncClient,
     normal_user: User,
@@ -691,15 +712,21 @@ def limits(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
     limiter = RateLimiter()
     app.dependency_overrides[get_rate_limiter] = lambda: limiter
 
-    def turn_on(*, per_ip: str | None = None, login_failures: str | None = None) -> None:
+    def turn_on(
+        *,
+        per_ip: str | None = None,
+        login_failures: str | None = None,
+        per_account: str | None = None,
+    ) -> None:
         monkeypatch.setattr(settings, "RATE_LIMIT_AUTH_PER_IP", per_ip)
         monkeypatch.setattr(settings, "RATE_LIMIT_LOGIN_FAILURES", login_failures)
+        monkeypatch.setattr(settings, "RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT", per_account)
 
     yield turn_on
     app.dependency_overrides.pop(get_rate_limiter, None)
 
 
-async def test_login_failures_per_account_trip_and_recover(
+async def test_login_failures_per_account_and_network_trip_and_recover(
     client: httpx2.AsyncClient,
     normal_user: User,
     limits: Callable[..., None],
@@ -709,7 +736,7 @@ async def test_login_failures_per_account_trip_and_recover(
     wrong = {"username": normal_user.email, "password": "wrong-password"}
     right = {"username": normal_user.email, "password": DEFAULT_PASSWORD}
     assert [(await client.post(LOGIN, data=wrong)).status_code for _ in range(3)] == [401] * 3
-    # Locked: even the right password waits, so guessing gains nothing.
+    # Locked for this network: even the right password waits, so guessing gains nothing.
     locked = await client.post(LOGIN, data=right)
     assert locked.status_code == 429
     assert locked.json() == {"detail": "Too many requests; try again later"}
@@ -727,6 +754,71 @@ async def test_login_failures_per_account_trip_and_recover(
         401,
         429,
     ]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def login_limiter(
+    request: pytest.FixtureRequest, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[RateLimiter]:
+    """A fresh limiter counting in memory or in Redis (the suite's: a fake unless configured)."""
+    clock.install(monkeypatch)
+    store = None
+    if request.param == "redis":
+        store = RedisStore.from_url(
+            TEST_REDIS_URL, prefix=f"test-login-{secrets.token_hex(8)}:", timeout=2.0, cooldown=5.0
+        )
+    limiter = RateLimiter(store)
+    app.dependency_overrides[get_rate_limiter] = lambda: limiter
+    try:
+        yield limiter
+    finally:
+        app.dependency_overrides.pop(get_rate_limiter, None)
+        if store is not None:
+            keys = [k async for k in store.client.scan_iter(f"{store.prefix}*")]
+            if keys:
+                await store.client.delete(*keys)
+            await store.aclose()
+
+
+async def _login_from(host: str, form: dict[str, str]) -> int:
+    transport = httpx2.ASGITransport(app=app, client=(host, 40000))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:
+        return (await c.post(LOGIN, data=form)).status_code
+
+
+@pytest.mark.usefixtures("client", "login_limiter")
+async def test_attacker_exhausting_guesses_does_not_lock_the_owner_out(
+    normal_user: User, configure: Configure
+) -> None:
+    configure(
+        RATE_LIMIT_LOGIN_FAILURES="3/15minutes", RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT="50/hour"
+    )
+    wrong = {"username": normal_user.email, "password": "wrong-password"}
+    right = {"username": normal_user.email, "password": DEFAULT_PASSWORD}
+    attacker = [await _login_from("203.0.113.5", wrong) for _ in range(4)]
+    assert attacker == [401, 401, 401, 429]
+    # The owner, from a network of their own, is not locked by it.
+    assert await _login_from("198.51.100.9", right) == 200
+    assert await _login_from("2001:db8:1:2::7", right) == 200
+    # The attacker still is, from any address of that /24.
+    assert await _login_from("203.0.113.5", wrong) == 429
+    assert await _login_from("203.0.113.77", right) == 429
+
+
+@pytest.mark.usefixtures("client", "login_limiter")
+async def test_per_account_ceiling_stops_a_distributed_attack(
+    normal_user: User, configure: Configure
+) -> None:
+    configure(
+        RATE_LIMIT_LOGIN_FAILURES="3/15minutes", RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT="5/hour"
+    )
+    wrong = {"username": normal_user.email, "password": "wrong-password"}
+    # One guess from each of many networks: each network's budget is untouched, the account's
+    # ceiling across all of them is not.
+    codes = [await _login_from(f"192.0.{n}.1", wrong) for n in range(7)]
+    assert codes == [401] * 5 + [429] * 2
+    right = {"username": normal_user.email, "password": DEFAULT_PASSWORD}
+    assert await _login_from("198.51.100.9", right) == 429
 
 
 async def test_login_failures_count_for_unknown_accounts_too(

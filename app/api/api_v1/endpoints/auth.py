@@ -11,13 +11,17 @@ from app.api.deps import (
     ClientWatch,
     CurrentUser,
     LoginThrottleDep,
+    RateLimiterDep,
     SessionDep,
     SessionFactory,
     SessionFactoryDep,
+    email_digest,
 )
 from app.api.responses import errors
 from app.core.config import settings
 from app.core.email import password_reset_text, send_email
+from app.core.rate_limit import RateLimiter
+from app.core.redis import RedisStore
 from app.core.security import create_access_token
 from app.schemas import (
     Message,
@@ -125,9 +129,25 @@ async def change_password(
     )
 
 
-async def _send_password_reset(sessions: SessionFactory, email: str) -> None:
-    """After the response: email a reset token to an active account, and nothing otherwise."""
+async def _recovery_allowed(limiter: RateLimiter, email: str) -> bool:
+    """Whether this address may get another recovery email (RATE_LIMIT_RECOVERY_PER_ACCOUNT),
+    counted for any address, known or not."""
+    limit = settings.RATE_LIMIT_RECOVERY_PER_ACCOUNT
+    if limit is None:
+        return True
+    # After the response, whose Redis budget is spent: a fresh one.
+    async with RedisStore.budget():
+        result = await limiter.hit(f"recovery:{email_digest(email)}", limit)
+    return result.allowed
+
+
+async def _send_password_reset(sessions: SessionFactory, limiter: RateLimiter, email: str) -> None:
+    """After the response: email a reset token to an active account, and nothing otherwise;
+    nothing either once the address has had its share, so its mailbox cannot be flooded."""
     try:
+        if not await _recovery_allowed(limiter, email):
+            logger.info("password recovery over its limit for one address")
+            return
         async with sessions() as db:
             issued = await auth.issue_reset_token(db, email=email)
         if issued is None:
@@ -153,11 +173,15 @@ async def _send_password_reset(sessions: SessionFactory, email: str) -> None:
     dependencies=[AuthRateLimit],
 )
 async def recover_password(
-    body: PasswordRecovery, background: BackgroundTasks, sessions: SessionFactoryDep
+    body: PasswordRecovery,
+    background: BackgroundTasks,
+    sessions: SessionFactoryDep,
+    limiter: RateLimiterDep,
 ) -> Message:
     """Email a single-use reset token. The answer is the same whether or not the account
-    exists, and comes before any lookup, so neither its body nor its timing tells."""
-    background.add_task(_send_password_reset, sessions, body.email)
+    exists or has had its share of emails, and comes before any lookup, so neither its body
+    nor its timing tells."""
+    background.add_task(_send_password_reset, sessions, limiter, body.email)
     return Message(message=RECOVERY_MESSAGE)
 
 

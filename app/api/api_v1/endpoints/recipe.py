@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import AfterValidator
 
 from app import crud
+from app.api.cache_policy import public_cache
 from app.api.deps import (
     CacheDep,
     OwnedRecipe,
@@ -25,6 +26,8 @@ from app.schemas.common import storable
 from app.services.errors import RecipeNotFound
 
 router = APIRouter(prefix="/recipes", tags=["recipes"])
+# Anonymous reads are the same for everyone, so shared caches may keep them.
+public = public_cache(lambda: settings.PUBLIC_CACHE_SECONDS)
 
 
 def _cache_key(recipe_id: int) -> str:
@@ -32,6 +35,7 @@ def _cache_key(recipe_id: int) -> str:
 
 
 @router.get("", response_model=RecipePage)
+@public
 async def read_recipes(
     db: ReadSessionDep,
     page: PageDep,
@@ -46,6 +50,7 @@ async def read_recipes(
 
 
 @router.get("/search")
+@public
 async def search_recipes(
     db: ReadSessionDep,
     keyword: Annotated[
@@ -61,6 +66,7 @@ async def search_recipes(
 
 
 @router.get("/{recipe_id}", responses=errors(RecipeNotFound))
+@public
 async def read_recipe(db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId) -> RecipeRead:
     """One recipe by id."""
     key = _cache_key(recipe_id)
