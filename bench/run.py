@@ -817,7 +817,8 @@ def _before_units(before: dict[str, Any] | None, dataset: str, endpoint: str) ->
 
 
 def hello_table(datasets: list[dict[str, Any]], before: dict[str, Any] | None = None) -> str:
-    """Hello units (server CPU per request / the hello floor's, same round; medians) per row."""
+    """Hello units (server CPU per request / the hello floor's, same round; medians) per row;
+    `ours / before` divides hello units too (below 1: cheaper than before)."""
     compared = before is not None or any(
         "after_before" in row for ds in datasets for row in ds.get("rows", [])
     )
@@ -833,8 +834,10 @@ def hello_table(datasets: list[dict[str, Any]], before: dict[str, Any] | None = 
             if before is not None:
                 earlier = _before_units(before, ds["dataset"], row["endpoint"])
                 versus = o["hello_units"] / earlier if earlier else None
+            elif "before" in row and "hello_units" in row["before"]:
+                versus = o["hello_units"] / row["before"]["hello_units"]
             else:
-                versus = row.get("after_before")
+                versus = None
             lines.append(
                 f"| {row['endpoint']} | {ds['dataset']} | {fmt(o.get('hello_units'), '.2f')} | "
                 f"{fmt(b.get('hello_units'), '.2f') if b else '—'} | {fmt(o['rps'])} | "
