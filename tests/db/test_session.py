@@ -231,7 +231,9 @@ async def test_terminated_connections_end_in_a_retried_read_or_a_503(
 
 async def _terminate_pooled(engine: AsyncEngine, database_url: str) -> None:
     """Ends, server side, every connection in the engine's pool (and only those)."""
-    conns = [await engine.connect() for _ in range(engine.sync_engine.pool.checkedin())]
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    conns = [await engine.connect() for _ in range(pool.checkedin())]
     pids = [await conn.scalar(text("SELECT pg_backend_pid()")) for conn in conns]
     for conn in conns:
         await conn.close()
