@@ -127,7 +127,10 @@ async def _get(pool: asyncpg.Pool, recipe_id: int) -> tuple[int, Any]:
     return 200, _recipe(row)
 
 
-async def _create(pool: asyncpg.Pool, scope: Scope, receive: Receive) -> tuple[int, Any]:
+async def _user(
+    pool: asyncpg.Pool, scope: Scope, scope_needed: str | None
+) -> asyncpg.Record | None:
+    """The active user the bearer token names, as the service checks it; None when refused."""
     auth = dict(scope["headers"]).get(b"authorization", b"").decode()
     try:
         claims = jwt.decode(
@@ -138,7 +141,7 @@ async def _create(pool: asyncpg.Pool, scope: Scope, receive: Receive) -> tuple[i
             issuer=ISSUER,
         )
     except jwt.PyJWTError:
-        return 401, {"detail": "Could not validate credentials"}
+        return None
     user = await pool.fetchrow(
         'SELECT id, is_active, token_version FROM "user" WHERE id = $1', int(claims["sub"])
     )
@@ -146,8 +149,29 @@ async def _create(pool: asyncpg.Pool, scope: Scope, receive: Receive) -> tuple[i
         user is None
         or not user["is_active"]
         or claims.get("ver", 0) != user["token_version"]
-        or SCOPE_WRITE not in claims["scope"].split()
+        or (scope_needed is not None and scope_needed not in claims["scope"].split())
     ):
+        return None
+    return user
+
+
+async def _own_list(pool: asyncpg.Pool, scope: Scope) -> tuple[int, Any]:
+    user = await _user(pool, scope, None)
+    if user is None:
+        return 401, {"detail": "Could not validate credentials"}
+    limit = int(_query(scope).get("limit", "20"))
+    rows = await pool.fetch(
+        f"SELECT {COLUMNS} FROM recipe WHERE submitter_id = $1 ORDER BY id DESC LIMIT $2",
+        user["id"],
+        limit + 1,
+    )
+    next_cursor = _cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
+    return 200, {"items": [_recipe(r) for r in rows[:limit]], "next_cursor": next_cursor}
+
+
+async def _create(pool: asyncpg.Pool, scope: Scope, receive: Receive) -> tuple[int, Any]:
+    user = await _user(pool, scope, SCOPE_WRITE)
+    if user is None:
         return 401, {"detail": "Could not validate credentials"}
     try:
         body = json.loads(await _body(receive))
@@ -243,6 +267,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         result = await _search(_pool, scope)
     elif path.startswith(f"{PREFIX}/") and path[len(PREFIX) + 1 :].isdigit():
         result = await _get(_pool, int(path[len(PREFIX) + 1 :]))
+    elif path == "/api/v1/users/me/recipes" and method == "GET":
+        result = await _own_list(_pool, scope)
     elif path == "/api/v1/auth/login" and method == "POST":
         result = await _login(_pool, receive)
     else:

@@ -1,7 +1,9 @@
 """The benchmark: seed, start the service and the raw baseline, load both in turns, print a table.
 
-`python3 scripts/dev.py bench` (full: PostgreSQL 10k and 1M recipes, SQLite 10k) or
-`python3 scripts/dev.py bench --smoke` (seconds, small data; asserts parity and zero non-2xx).
+`python3 scripts/dev.py bench` (full: PostgreSQL 10k and 1M recipes, SQLite 10k),
+`python3 scripts/dev.py bench --hot` (the hot paths in hello units, PostgreSQL 10k with and
+without Redis) or `python3 scripts/dev.py bench --smoke` (seconds, small data; asserts parity
+and zero non-2xx).
 """
 
 import argparse
@@ -38,6 +40,11 @@ RESULTS = ROOT / "bench" / "results"
 HOST = "127.0.0.1"
 API = "/api/v1"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The hot paths the hello-unit targets are set for (issue 17), with their limits.
+HOT_ENDPOINTS = ("by-id", "list-first", "own-list", "search-common", "create")
+HOT_TARGETS = {"by-id": 6, "list-first": 7, "own-list": 9, "search-common": 9, "create": 12}
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,9 @@ class Profile:
     extras: bool  # WORKERS=2, logins under load, EXPLAIN
     endpoints: tuple[str, ...] = ()  # empty: all
     compare: Path | None = None  # another checkout, served alongside as "before"
+    hello: bool = True  # the hello floor beside the others, and CPU per request for each
+    latency: bool = True  # open-loop p50/p99 after the wrk runs
+    starts: int = 1  # service starts on the migrated database; the start-up figure is the worst
 
 
 FULL = Profile(
@@ -58,7 +68,20 @@ FULL = Profile(
     [("pg-1m", "pg", 1_000_000), ("pg-10k", "pg", 10_000), ("sqlite-10k", "sqlite", 10_000)],
     extras=True,
 )
-SMOKE = Profile(1, 1, 1.0, [("pg-2k", "pg", 2_000), ("sqlite-2k", "sqlite", 2_000)], extras=False)
+SMOKE = Profile(
+    1, 1, 1.0, [("pg-2k", "pg", 2_000), ("sqlite-2k", "sqlite", 2_000)], extras=False, hello=False
+)
+# A dataset named *-redis serves the service with REDIS_URL set (by id then reads the cache).
+HOT = Profile(
+    3,
+    4,
+    3.0,
+    [("pg-10k", "pg", 10_000), ("pg-10k-redis", "pg", 10_000)],
+    extras=False,
+    endpoints=HOT_ENDPOINTS,
+    latency=False,
+    starts=3,
+)
 
 
 @dataclass
@@ -100,11 +123,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def wait_ready(port: int, timeout: float = 60.0) -> None:
+async def wait_ready(port: int, timeout: float = 60.0, path: str = "/healthz") -> None:
     deadline = time.monotonic() + timeout
     while True:
         with suppress(OSError, asyncio.IncompleteReadError, ValueError):
-            status, _ = await fetch(HOST, port, ("GET", "/healthz", {}, b""))
+            status, _ = await fetch(HOST, port, ("GET", path, {}, b""))
             if status == 200:
                 return
         if time.monotonic() > deadline:
@@ -113,7 +136,13 @@ async def wait_ready(port: int, timeout: float = 60.0) -> None:
 
 
 async def start(
-    name: str, cmd: list[str], env: dict[str, str], port: int, log: Path, cwd: Path = ROOT
+    name: str,
+    cmd: list[str],
+    env: dict[str, str],
+    port: int,
+    log: Path,
+    cwd: Path = ROOT,
+    ready_path: str = "/healthz",
 ) -> Server:
     began = time.monotonic()
     with log.open("ab") as out:
@@ -121,7 +150,7 @@ async def start(
             cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        await wait_ready(port)
+        await wait_ready(port, path=ready_path)
     except RuntimeError:
         stop(Server(name, port, proc, 0.0))
         sys.exit(f"{name} did not start; see {log}")
@@ -137,6 +166,27 @@ def stop(server: Server) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(server.proc.pid, signal.SIGKILL)
         server.proc.wait()
+
+
+def group_pids(server: Server) -> list[int]:
+    """The server's processes: it and its workers (it leads its own process group)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == server.proc.pid:
+                pids.append(int(stat.parent.name))
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of the processes, all their threads, and their reaped children."""
+    total = 0
+    for pid in pids:
+        with suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            # utime, stime, cutime, cstime: fields 14-17 of proc(5), 11-14 after the name.
+            total += sum(int(f) for f in fields[11:15])
+    return total / CLOCK_TICKS
 
 
 def worker_rss_mb(server: Server) -> list[float]:
@@ -162,7 +212,7 @@ def worker_rss_mb(server: Server) -> list[float]:
 
 
 def service_env(
-    database_url: str, secret: str, port: int, workers: int, tmp: Path
+    database_url: str, secret: str, port: int, workers: int, tmp: Path, redis_url: str = ""
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "BENCH_"))}
     env.update(
@@ -179,7 +229,9 @@ def service_env(
         RATE_LIMIT_DEFAULT="off",
         RATE_LIMIT_AUTH_PER_IP="off",
         RATE_LIMIT_LOGIN_FAILURES="off",
-        REDIS_URL="",
+        REDIS_URL=redis_url,
+        # Each run its own keys, so a cache left by an earlier run is never read.
+        REDIS_KEY_PREFIX=f"bench-{port}:",
         HOST=HOST,
         PORT=str(port),
         WORKERS=str(workers),
@@ -191,10 +243,16 @@ def service_env(
 
 
 async def start_service(
-    db_url: str, secret: str, workers: int, cores: str, tmp: Path, root: Path = ROOT
+    db_url: str,
+    secret: str,
+    workers: int,
+    cores: str,
+    tmp: Path,
+    root: Path = ROOT,
+    redis_url: str = "",
 ) -> Server:
     port = free_port()
-    env = service_env(db_url, secret, port, workers, tmp)
+    env = service_env(db_url, secret, port, workers, tmp, redis_url)
     cmd = ["taskset", "-c", cores, "bash", str(root / "run.sh")]
     log = tmp / f"service-{port}.log"
     return await start(f"service W={workers}", cmd, env, port, log, cwd=root)
@@ -224,6 +282,35 @@ async def start_baseline(dsn: str, secret: str, workers: int, cores: str, tmp: P
     return await start(f"baseline W={workers}", cmd, env, port, tmp / f"baseline-{port}.log")
 
 
+async def start_hello(cores: str, tmp: Path) -> Server:
+    """The hello floor, with the service's server flags (see run.sh), one worker."""
+    port = free_port()
+    cmd = [
+        "taskset",
+        "-c",
+        cores,
+        str(BIN / "python"),
+        "-m",
+        "uvicorn",
+        "bench.hello:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--proxy-headers",
+        "--http",
+        "app.server:BoundedHttpToolsProtocol",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    return await start(
+        "hello", cmd, dict(os.environ), port, tmp / f"hello-{port}.log", ready_path="/"
+    )
+
+
 # -- load ----------------------------------------------------------------------------------
 
 WRK_SCRIPT = """
@@ -249,8 +336,10 @@ def lua(text: str) -> str:
 
 
 def run_wrk(
-    port: int, ep: Endpoint, max_id: int, seconds: int, core: str, tmp: Path
+    server: Server, ep: Endpoint, max_id: int, seconds: int, core: str, tmp: Path
 ) -> dict[str, float]:
+    """Throughput, and the server's CPU per request (µs) from /proc before and after."""
+    port = server.port
     headers = "{" + ", ".join(f"[{lua(k)}] = {lua(v)}" for k, v in ep.headers.items()) + "}"
     script = tmp / f"wrk-{ep.name}.lua"
     script.write_text(
@@ -277,10 +366,15 @@ def run_wrk(
         str(script),
         f"http://{HOST}:{port}/",
     ]
+    pids = group_pids(server)
+    cpu_before = cpu_seconds(pids)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pids) - cpu_before
     line = next(line for line in out.splitlines() if line.startswith("WRKJSON "))
     data = json.loads(line.removeprefix("WRKJSON "))
     return {
+        "requests": data["requests"],
+        "cpu_us": cpu / max(1, data["requests"]) * 1e6,
         "rps": data["requests"] / (data["duration_us"] / 1e6),
         "non_2xx": data["non_2xx"] + data["socket_errors"],
         "p50_ms": data["p50_us"] / 1000,
@@ -306,6 +400,12 @@ def endpoints(recipes: int, token: str) -> list[Endpoint]:
         Endpoint("by-id", "GET", f"{API}/recipes/{{id}}"),
         Endpoint("list-first", "GET", f"{API}/recipes?limit=20"),
         Endpoint("list-deep", "GET", f"{API}/recipes?limit=20&cursor={deep}"),
+        Endpoint(
+            "own-list",
+            "GET",
+            f"{API}/users/me/recipes?limit=20",
+            headers={"Authorization": f"Bearer {token}"},
+        ),
         Endpoint("search-common", "GET", f"{API}/recipes/search?keyword={seed.COMMON_KEYWORD}"),
         Endpoint("search-rare", "GET", f"{API}/recipes/search?keyword={seed.RARE_KEYWORD}"),
         Endpoint(
@@ -371,43 +471,76 @@ def summary(results: list[Result]) -> dict[str, float]:
     }
 
 
+HELLO = Endpoint("hello", "GET", "/")
+
+
 async def measure(
-    servers: dict[str, Server], ep: Endpoint, max_id: int, prof: Profile, tmp: Path
+    servers: dict[str, Server],
+    ep: Endpoint,
+    max_id: int,
+    prof: Profile,
+    tmp: Path,
+    warm: bool = False,
 ) -> dict[str, Any]:
-    """wrk throughput, then open-loop latency, each alternating between the servers."""
+    """wrk throughput and CPU per request, then open-loop latency, alternating between servers.
+
+    The hello floor (if served) answers its one route in every round, so each round gives each
+    server's CPU per request in hello units; the row keeps their medians.
+    """
     _, _, load_core = cpus()
+    if warm:
+        # One unmeasured run each first: every run asks for the same ids, so the measured
+        # ones read a warm cache (a by-id cache hit is the figure, not a cold miss).
+        for name, server in servers.items():
+            run_wrk(
+                server, HELLO if name == "hello" else ep, max_id, prof.wrk_seconds, load_core, tmp
+            )
     wrk: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
     for r in range(prof.rounds):
         order = list(servers) if r % 2 == 0 else list(reversed(servers))
         for name in order:
             # A login costs an Argon2id hash: too few finish in a one-second run to count.
             seconds = max(prof.wrk_seconds, 3) if ep.name == "login" else prof.wrk_seconds
-            wrk[name].append(run_wrk(servers[name].port, ep, max_id, seconds, load_core, tmp))
+            target = HELLO if name == "hello" else ep
+            wrk[name].append(run_wrk(servers[name], target, max_id, seconds, load_core, tmp))
     rps = {name: median([w["rps"] for w in runs]) for name, runs in wrk.items()}
-    # One fixed rate for all, a third of what the slowest holds: latency is then service time,
-    # not a queue that a noisy neighbour on this shared machine happened to build.
-    rate = max(2.0, min(1000.0, min(rps.values()) / 3))
-    lat: dict[str, list[Result]] = {name: [] for name in servers}
-    for r in range(prof.rounds):
-        order = list(servers) if r % 2 == 0 else list(reversed(servers))
-        for name in order:
-            make: Callable[[int], Request] = lambda i: ep.request(i, max_id)  # noqa: E731
-            lat[name].append(
-                await open_loop(
-                    HOST, servers[name].port, make, rate=rate, seconds=prof.open_seconds
+    measured = [name for name in servers if name != "hello"]
+    lat: dict[str, list[Result]] = {name: [] for name in measured}
+    rate = 0.0
+    if prof.latency:
+        # One fixed rate for all, a third of what the slowest holds: latency is then service
+        # time, not a queue that a noisy neighbour on this shared machine happened to build.
+        rate = max(2.0, min(1000.0, min(rps[n] for n in measured) / 3))
+        for r in range(prof.rounds):
+            order = measured if r % 2 == 0 else list(reversed(measured))
+            for name in order:
+                make: Callable[[int], Request] = lambda i: ep.request(i, max_id)  # noqa: E731
+                lat[name].append(
+                    await open_loop(
+                        HOST, servers[name].port, make, rate=rate, seconds=prof.open_seconds
+                    )
                 )
-            )
     out: dict[str, Any] = {"endpoint": ep.name, "rate": rate}
     for name in servers:
-        s = summary(lat[name])
+        s: dict[str, float | None] = (
+            dict(summary(lat[name])) if lat.get(name) else {"p50_ms": None, "p99_ms": None}
+        )
         out[name] = {
             "rps": rps[name],
             "rps_runs": [round(w["rps"], 1) for w in wrk[name]],
+            "cpu_us": median([w["cpu_us"] for w in wrk[name]]),
+            "cpu_us_runs": [round(w["cpu_us"], 1) for w in wrk[name]],
             "p50_ms": s["p50_ms"],
             "p99_ms": s["p99_ms"],
-            "non_2xx": s["non_2xx"] + sum(w["non_2xx"] for w in wrk[name]),
-            "open_loop_statuses": merged_statuses(lat[name]),
+            "non_2xx": (s.get("non_2xx") or 0) + sum(w["non_2xx"] for w in wrk[name]),
+            "open_loop_statuses": merged_statuses(lat[name]) if lat.get(name) else {},
         }
+        if "hello" in servers:
+            units = [
+                w["cpu_us"] / h["cpu_us"] for w, h in zip(wrk[name], wrk["hello"], strict=True)
+            ]
+            out[name]["hello_units"] = median(units)
+            out[name]["hello_units_runs"] = [round(u, 2) for u in units]
     if "baseline" in servers:
         out["ratio"] = rps["ours"] / rps["baseline"] if rps["baseline"] else float("nan")
     if "before" in servers:
@@ -415,8 +548,10 @@ async def measure(
     print(
         f"  {ep.name:14} "
         + "  ".join(
-            f"{n}: {out[n]['rps']:8.1f} req/s p50 {out[n]['p50_ms']:6.2f} ms "
-            f"p99 {out[n]['p99_ms']:7.2f} ms non-2xx {out[n]['non_2xx']}"
+            f"{n}: {out[n]['rps']:8.1f} req/s {out[n]['cpu_us']:7.1f} µs/req"
+            + (f" {out[n]['hello_units']:5.2f} hu" if "hello_units" in out[n] else "")
+            + (f" p50 {out[n]['p50_ms']:6.2f} ms" if out[n]["p50_ms"] is not None else "")
+            + f" non-2xx {out[n]['non_2xx']}"
             for n in servers
         ),
         flush=True,
@@ -475,11 +610,19 @@ async def explain(dsn: str) -> dict[str, str]:
 
 
 async def run_dataset(
-    name: str, kind: str, recipes: int, prof: Profile, pg_server: str, tmp: Path, secret: str
+    name: str,
+    kind: str,
+    recipes: int,
+    prof: Profile,
+    pg_server: str,
+    tmp: Path,
+    secret: str,
+    redis_server: str = DEFAULT_REDIS,
 ) -> dict[str, Any]:
     print(f"\n== {name}: {recipes:,} recipes", flush=True)
     hashed = PasswordHash((Argon2Hasher(),)).hash(seed.BENCH_PASSWORD)
-    info: dict[str, Any] = {"dataset": name, "recipes": recipes}
+    redis_url = redis_server if name.endswith("-redis") else ""
+    info: dict[str, Any] = {"dataset": name, "recipes": recipes, "redis": bool(redis_url)}
     one, _, _ = cpus()
     async with pg_database(pg_server) if kind == "pg" else sqlite_file(tmp / f"{name}.db") as dsn:
         db_url = (
@@ -498,16 +641,24 @@ async def run_dataset(
         info["seed_seconds"] = round(time.monotonic() - began, 1)
         print(f"  seeded and migrated in {info['seed_seconds']} s", flush=True)
 
-        servers = {"ours": await start_service(db_url, secret, 1, one, tmp)}
-        # A second start, on the now migrated and seeded database, is the start-up figure.
-        stop(servers["ours"])
-        servers["ours"] = await start_service(db_url, secret, 1, one, tmp)
-        info["startup_seconds"] = round(servers["ours"].startup, 2)
-        print(f"  service start-up on a migrated database: {info['startup_seconds']} s", flush=True)
-        if prof.compare is not None:
-            servers["before"] = await start_service(db_url, secret, 1, one, tmp, prof.compare)
+        servers = {"ours": await start_service(db_url, secret, 1, one, tmp, redis_url=redis_url)}
+        # Later starts, on the now migrated and seeded database, give the start-up figure.
+        starts = []
+        for _ in range(prof.starts):
+            stop(servers["ours"])
+            servers["ours"] = await start_service(db_url, secret, 1, one, tmp, redis_url=redis_url)
+            starts.append(round(servers["ours"].startup, 2))
+        info["startup_seconds"] = max(starts)
+        info["startup_runs"] = starts
+        print(f"  service start-up on a migrated database: {starts} s", flush=True)
+        if prof.compare is not None and prof.compare.is_dir():
+            servers["before"] = await start_service(
+                db_url, secret, 1, one, tmp, prof.compare, redis_url=redis_url
+            )
         if kind == "pg":
             servers["baseline"] = await start_baseline(dsn, secret, 1, one, tmp)
+        if prof.hello:
+            servers["hello"] = await start_hello(one, tmp)
         try:
             token = await login(servers["ours"].port)
             eps = endpoints(recipes, token)
@@ -528,7 +679,12 @@ async def run_dataset(
                     print(f"  PARITY: {p}", flush=True)
             if prof.endpoints:
                 eps = [e for e in eps if e.name in prof.endpoints]
-            info["rows"] = [await measure(servers, ep, recipes, prof, tmp) for ep in eps]
+            info["rows"] = [
+                await measure(
+                    servers, ep, recipes, prof, tmp, warm=bool(redis_url) and ep.name == "by-id"
+                )
+                for ep in eps
+            ]
             if kind == "pg" and prof.extras and recipes >= 100_000:
                 info["explain"] = await explain(dsn)
                 by_id_rps = next(r["ours"]["rps"] for r in info["rows"] if r["endpoint"] == "by-id")
@@ -567,6 +723,8 @@ async def contention(
         )
 
     for name, server in servers.items():
+        if name == "hello":
+            continue
         idle, busy, logins = [], [], []
         for _ in range(prof.rounds):
             idle.append(await probe(server.port))
@@ -641,7 +799,9 @@ def fmt(v: float | None, spec: str = ".1f") -> str:
     return "—" if v is None or v != v else format(v, spec)
 
 
-def table(datasets: list[dict[str, Any]]) -> str:
+def table(datasets: list[dict[str, Any]], before: dict[str, Any] | None = None) -> str:
+    if any("hello_units" in row["ours"] for ds in datasets for row in ds.get("rows", [])):
+        return hello_table(datasets, before)
     compared = any("after_before" in row for ds in datasets for row in ds.get("rows", []))
     head = (
         "| endpoint | dataset | ours req/s | baseline req/s | ratio | p50 ms (ours / base) "
@@ -662,14 +822,108 @@ def table(datasets: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _before_units(before: dict[str, Any] | None, dataset: str, endpoint: str) -> float | None:
+    """The same row's hello units in an earlier report, if it has them."""
+    for ds in (before or {}).get("datasets", []):
+        if ds["dataset"] == dataset:
+            for row in ds.get("rows", []):
+                if row["endpoint"] == endpoint:
+                    units = row["ours"].get("hello_units")
+                    return float(units) if units is not None else None
+    return None
+
+
+def hello_table(datasets: list[dict[str, Any]], before: dict[str, Any] | None = None) -> str:
+    """Hello units (server CPU per request / the hello floor's, same round; medians) per row;
+    `ours / before` divides hello units too (below 1: cheaper than before)."""
+    compared = before is not None or any(
+        "after_before" in row for ds in datasets for row in ds.get("rows", [])
+    )
+    head = (
+        "| endpoint | dataset | ours, hello units | baseline, hello units | ours req/s "
+        "| baseline req/s | hello req/s | ratio | non-2xx |"
+        + (" ours / before |" if compared else "")
+    )
+    lines = [head, "|---|---|" + "---:|" * (8 if compared else 7)]
+    for ds in datasets:
+        for row in ds.get("rows", []):
+            o, b, h = row["ours"], row.get("baseline"), row.get("hello")
+            if before is not None:
+                earlier = _before_units(before, ds["dataset"], row["endpoint"])
+                versus = o["hello_units"] / earlier if earlier else None
+            elif "before" in row and "hello_units" in row["before"]:
+                versus = o["hello_units"] / row["before"]["hello_units"]
+            else:
+                versus = None
+            lines.append(
+                f"| {row['endpoint']} | {ds['dataset']} | {fmt(o.get('hello_units'), '.2f')} | "
+                f"{fmt(b.get('hello_units'), '.2f') if b else '—'} | {fmt(o['rps'])} | "
+                f"{fmt(b['rps']) if b else '—'} | {fmt(h['rps']) if h else '—'} | "
+                f"{fmt(row.get('ratio'), '.2f')} | {o['non_2xx'] + (b['non_2xx'] if b else 0)} |"
+                + (f" {fmt(versus, '.2f')} |" if compared else "")
+            )
+    return "\n".join(lines)
+
+
+def hot_targets(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 17's targets: hello units per hot path, by id and list against the baseline, the
+    Redis hit against a database read, and start-up."""
+    rows = {
+        (ds["dataset"], r["endpoint"]): r
+        for ds in datasets
+        for r in ds.get("rows", [])
+        if "hello_units" in r["ours"]
+    }
+    checks: list[tuple[str, float, str, float]] = []
+    for ds in datasets:
+        for endpoint, limit in HOT_TARGETS.items():
+            if (row := rows.get((ds["dataset"], endpoint))) is not None:
+                units = row["ours"]["hello_units"]
+                checks.append((f"{endpoint} ({ds['dataset']}) hello units", units, "<=", limit))
+        for endpoint in ("by-id", "list-first"):
+            row = rows.get((ds["dataset"], endpoint))
+            if row is not None and "ratio" in row:
+                checks.append(
+                    (f"{endpoint} ({ds['dataset']}) / baseline", row["ratio"], ">=", 0.25)
+                )
+        cached = rows.get((ds["dataset"], "by-id"))
+        read = rows.get((ds["dataset"].removesuffix("-redis"), "by-id"))
+        if ds.get("redis") and cached is not None and read is not None:
+            checks.append(
+                (
+                    "by-id: Redis hit / database read (hello units)",
+                    cached["ours"]["hello_units"] / read["ours"]["hello_units"],
+                    "<",
+                    1,
+                )
+            )
+    if rows and all("startup_seconds" in d for d in datasets):
+        checks.append(
+            ("startup < 2 s (worst)", max(d["startup_seconds"] for d in datasets), "<", 2)
+        )
+    return [
+        {
+            "target": name,
+            "value": round(value, 3),
+            "limit": f"{op} {limit}",
+            "met": _met(value, op, limit),
+        }
+        for name, value, op, limit in checks
+    ]
+
+
+def _met(value: float, op: str, limit: float) -> bool:
+    return value >= limit if op == ">=" else value <= limit if op == "<=" else value < limit
+
+
 def targets(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     big = next((d for d in datasets if d.get("recipes", 0) >= 100_000 and "rows" in d), None)
     if big is None:
-        return []
+        return hot_targets(datasets)
     rows = {r["endpoint"]: r for r in big["rows"]}
     needed = {"by-id", "list-first", "list-deep", "search-common", "search-rare"}
     if not needed <= rows.keys() or "contention" not in big or "workers2" not in big:
-        return []  # a narrowed run (--endpoints): the table only
+        return hot_targets(datasets)  # a narrowed run (--endpoints): the hot paths only
     p50 = {k: r["ours"]["p50_ms"] for k, r in rows.items()}
     checks = [
         ("by-id >= 0.5x baseline", rows["by-id"]["ratio"], ">=", 0.5),
@@ -692,11 +946,15 @@ def targets(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
             0,
         ),
     ]
-    out = []
-    for name, value, op, limit in checks:
-        met = value >= limit if op == ">=" else value <= limit if op == "<=" else value < limit
-        out.append({"target": name, "value": round(value, 3), "limit": f"{op} {limit}", "met": met})
-    return out
+    return [
+        {
+            "target": name,
+            "value": round(value, 3),
+            "limit": f"{op} {limit}",
+            "met": _met(value, op, limit),
+        }
+        for name, value, op, limit in checks
+    ]
 
 
 def print_report(report: dict[str, Any], path: Path) -> None:
@@ -716,6 +974,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="seconds, small data; asserts parity")
     parser.add_argument(
+        "--hot",
+        action="store_true",
+        help="the hot paths in hello units: PostgreSQL 10k, with and without Redis",
+    )
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS),
+        help="the Redis the *-redis datasets serve with",
+    )
+    parser.add_argument(
         "--pg",
         default=os.environ.get("BENCH_PG_URL", DEFAULT_PG),
         help="a PostgreSQL server to create the bench databases on",
@@ -727,20 +995,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="runs per server and endpoint")
     parser.add_argument("--seconds", type=int, help="seconds per wrk run")
     parser.add_argument(
-        "--compare", type=Path, help="another checkout of the service, served alongside as 'before'"
+        "--compare",
+        type=Path,
+        help="'before': a saved JSON report (hello units), or a checkout served alongside",
     )
     args = parser.parse_args()
+    before = (
+        json.loads(args.compare.read_text()) if args.compare and args.compare.is_file() else None
+    )
     if args.render:
         earlier = json.loads(args.render.read_text())
         earlier["targets"] = targets(earlier["datasets"])
-        earlier["table"] = table(earlier["datasets"])
+        earlier["table"] = table(earlier["datasets"], before)
         args.render.write_text(json.dumps(earlier, indent=2, default=str) + "\n")
         print_report(earlier, args.render)
         return
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is missing (apt-get install wrk util-linux)")
-    prof = SMOKE if args.smoke else FULL
+    prof = SMOKE if args.smoke else HOT if args.hot else FULL
     if args.only:
         prof = Profile(
             **{
@@ -780,7 +1053,11 @@ def main() -> None:
             for name, kind, recipes in prof.datasets:
                 with asyncio.Runner(loop_factory=loop_factory) as runner:
                     report["datasets"].append(
-                        runner.run(run_dataset(name, kind, recipes, prof, pg_server, tmp, secret))
+                        runner.run(
+                            run_dataset(
+                                name, kind, recipes, prof, pg_server, tmp, secret, args.redis
+                            )
+                        )
                     )
         finally:
             for log in tmp.glob("*.log"):
@@ -789,8 +1066,11 @@ def main() -> None:
                     print(f"\n-- {log.name} (tail)\n" + "\n".join(text.splitlines()[-30:]))
     report["machine_after"] = machine()
     report["targets"] = targets(report["datasets"])
-    report["table"] = table(report["datasets"])
-    out = args.out or RESULTS / ("smoke.json" if args.smoke else "latest.json")
+    report["table"] = table(report["datasets"], before)
+    if before is not None:
+        report["compared_with"] = str(args.compare)
+    default = "smoke.json" if args.smoke else "hot.json" if args.hot else "latest.json"
+    out = args.out or RESULTS / default
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print_report(report, out)

@@ -121,8 +121,8 @@ class Settings(BaseSettings):
     )
 
     DATABASE_URL: str = f"sqlite+aiosqlite:///./{DATA_DIR}/app.db"
-    DB_POOL_SIZE: int = Field(default=10, ge=1)
-    DB_MAX_OVERFLOW: int = Field(default=10, ge=0)
+    DB_POOL_SIZE: int = Field(default=20, ge=1)
+    DB_MAX_OVERFLOW: int = Field(default=0, ge=0)
     DB_POOL_TIMEOUT: float = Field(default=10.0, gt=0)
     SQLITE_BUSY_TIMEOUT_MS: int = Field(default=5000, ge=0)
 

@@ -4,10 +4,12 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import ScalarResult, Select, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import ScalarResult, Select, Table, bindparam, event, select
+from sqlalchemy.engine import Result, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -59,12 +61,15 @@ def make_engine(url: str, config: Settings = settings) -> AsyncEngine:
         engine = create_async_engine(url)
         _sqlite_setup(engine, config.SQLITE_BUSY_TIMEOUT_MS)
         return engine
+    # No pre-ping: it cost three round trips per checkout (asyncpg pings inside a transaction).
+    # A connection found dead is invalidated with every older one in the pool; a read then
+    # retries once on a fresh connection (ReadSession), a write answers 503 (app.api.errors).
     return create_async_engine(
         url,
         pool_size=config.DB_POOL_SIZE,
         max_overflow=config.DB_MAX_OVERFLOW,
         pool_timeout=config.DB_POOL_TIMEOUT,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         pool_recycle=1800,
     )
 
@@ -73,17 +78,17 @@ def make_sessionmaker(bind: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
-def make_read_sessionmaker(bind: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions for one-statement reads. On PostgreSQL they run in autocommit: no BEGIN and
-    ROLLBACK round trips around the one SELECT. Never write through them."""
+def make_read_engine(bind: AsyncEngine) -> AsyncEngine:
+    """The engine one-statement reads run on. On PostgreSQL in autocommit: no BEGIN and
+    ROLLBACK round trips around the one SELECT. Never write through it."""
     if bind.dialect.name == "postgresql":
-        bind = bind.execution_options(isolation_level="AUTOCOMMIT")
-    return make_sessionmaker(bind)
+        return bind.execution_options(isolation_level="AUTOCOMMIT")
+    return bind
 
 
 engine = make_engine(settings.DATABASE_URL)
 SessionLocal = make_sessionmaker(engine)
-ReadSessionLocal = make_read_sessionmaker(engine)
+read_engine = make_read_engine(engine)
 
 
 @asynccontextmanager
@@ -110,23 +115,82 @@ async def commit_early(session: AsyncSession) -> None:
         await session.commit()
 
 
+@cache
+def _by_primary_key(table: Table) -> Select[Any]:
+    # Built once per table; SQLAlchemy caches its compiled form.
+    (key,) = table.primary_key.columns
+    return select(*table.columns).where(key == bindparam("ident"))
+
+
+def _entity(statement: Select[Any]) -> Table | None:
+    """The table of a one-entity ORM select (`select(Recipe)...`), else None."""
+    if len(statement.column_descriptions) != 1:
+        return None
+    description = statement.column_descriptions[0]
+    entity = description.get("entity")
+    if entity is None or description.get("expr") is not entity:
+        return None
+    table = getattr(entity, "__table__", None)
+    return table if isinstance(table, Table) else None
+
+
 class ReadSession:
-    """A session that can only read: it takes SELECTs and primary keys, so passing it to code
-    that writes is a type error. Served for routes that run one SELECT."""
+    """Reads that can only read: it takes SELECTs and primary keys, so passing it to code that
+    writes is a type error. Served for routes that run one SELECT.
 
-    __slots__ = ("_session",)
+    On the app's engine each read is one statement on a pooled connection through SQLAlchemy
+    Core: no ORM session, identity map or transaction begun. An entity (`get`, or a select of
+    one model) then comes back as a row with the model's columns as attributes, not as a
+    model object: read-only, no relationships. A connection found dead is retried once on a
+    fresh one. Over an AsyncSession (tests) it reads through that session instead.
+    """
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    __slots__ = ("_bind",)
+
+    def __init__(self, bind: AsyncSession | AsyncEngine) -> None:
+        self._bind = bind
+
+    async def _execute(
+        self, statement: Select[Any], params: dict[str, Any] | None = None
+    ) -> Result[Any]:
+        result: Result[Any]
+        if isinstance(self._bind, AsyncSession):
+            result = await self._bind.execute(statement, params)
+            return result
+        try:
+            # The async driver buffers every row, so the result outlives the connection.
+            async with self._bind.connect() as conn:
+                result = await conn.execute(statement, params)
+            return result
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        # The pool has dropped that connection and every one opened before it: one retry.
+        async with self._bind.connect() as conn:
+            result = await conn.execute(statement, params)
+        return result
 
     async def get(self, entity: type[T], ident: int) -> T | None:
-        return await self._session.get(entity, ident)
+        if isinstance(self._bind, AsyncSession):
+            return await self._bind.get(entity, ident)
+        table = cast(Table, entity.__table__)  # type: ignore[attr-defined]
+        row = (await self._execute(_by_primary_key(table), {"ident": ident})).first()
+        return cast(T | None, row)
+
+    async def _rows(self, statement: Select[Any]) -> Result[Any] | ScalarResult[Any]:
+        if isinstance(self._bind, AsyncSession):
+            return await self._bind.scalars(statement)
+        table = _entity(statement)
+        if table is None:
+            return (await self._execute(statement)).scalars()
+        return await self._execute(statement.with_only_columns(*table.columns))
 
     async def scalar(self, statement: Select[T]) -> T | None:
-        return await self._session.scalar(statement)
+        return cast(T | None, (await self._rows(statement)).first())
 
     async def scalars(self, statement: Select[T]) -> ScalarResult[T]:
-        return await self._session.scalars(statement)
+        # Rows of an entity answer .all() and .first() as ScalarResult does.
+        return cast(ScalarResult[T], await self._rows(statement))
 
 
 # What read-only data access accepts: a read session, or a request's read-write one.
@@ -160,7 +224,10 @@ async def get_db() -> AsyncGenerator[AsyncSession]:
         yield session
 
 
-async def get_read_db() -> AsyncGenerator[ReadSession]:
-    """A read-only session for routes that run a single SELECT (see make_read_sessionmaker)."""
-    async with _closing(ReadSessionLocal()) as session:
-        yield ReadSession(session)
+_reads = ReadSession(read_engine)
+
+
+async def get_read_db() -> ReadSession:
+    """Read-only access for routes that run a single SELECT (see make_read_engine). Each read
+    takes a pooled connection for its statement only, so there is nothing to close."""
+    return _reads

@@ -1,15 +1,17 @@
-"""Engine set-up per backend (SQLite pragmas on every connection, a checked PostgreSQL pool),
+"""Engine set-up per backend (SQLite pragmas on every connection, a sized PostgreSQL pool),
 the request's transaction, the early commit and the read-only session."""
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import ClassVar, get_args
+from typing import ClassVar, cast, get_args
 
 import httpx2
 import pytest
 from fastapi import params
 from sqlalchemy import delete, literal, select, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,7 +19,7 @@ from app import crud
 from app.api.deps import ReadSessionDep, SessionDep
 from app.core.config import settings
 from app.crud.crud_recipe import recipe as recipes
-from app.crud.pagination import MAX_ID
+from app.crud.pagination import MAX_ID, PageParams
 from app.db import session as session_module
 from app.db.session import (
     ReadSession,
@@ -26,13 +28,15 @@ from app.db.session import (
     get_db,
     get_read_db,
     make_engine,
-    make_read_sessionmaker,
+    make_read_engine,
+    make_sessionmaker,
     request_transaction,
     write_intent,
 )
 from app.main import app
 from app.models import User
 from app.models.recipe import Recipe
+from tests.conftest import TEST_DATABASE_URL
 from tests.utils.user import create_random_user
 
 
@@ -55,12 +59,13 @@ async def test_sqlite_connections_get_pragmas(tmp_path: Path) -> None:
     assert (tmp_path / "app.db").exists()
 
 
-def test_postgres_engine_has_a_sized_pre_pinged_pool() -> None:
+def test_postgres_engine_has_a_sized_pool_without_pre_ping() -> None:
+    # Pre-ping cost three round trips per checkout; a dead connection is retried or a 503.
     engine = make_engine("postgresql+asyncpg://user@127.0.0.1:5432/db")
     pool = engine.sync_engine.pool
     assert isinstance(pool, QueuePool)
     assert pool.size() == settings.DB_POOL_SIZE
-    assert pool._pre_ping is True
+    assert pool._pre_ping is False
 
 
 async def test_get_db_yields_a_working_session(database_url: str) -> None:
@@ -87,12 +92,13 @@ async def test_session_close_failure_is_logged_not_raised(
     assert database_url == settings.DATABASE_URL
     failing = async_sessionmaker(engine, class_=LostConnectionSession)
     monkeypatch.setattr(session_module, "SessionLocal", failing)
-    monkeypatch.setattr(session_module, "ReadSessionLocal", failing)
     transport = httpx2.ASGITransport(app=app)
+    # An unknown token: the request's session commits nothing and answers 204.
+    body = {"refresh_token": "unknown"}
     async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
-        first = await client.get("/api/v1/recipes")
-        second = await client.get("/api/v1/recipes")
-    assert (first.status_code, second.status_code) == (200, 200)
+        first = await client.post("/api/v1/auth/logout", json=body)
+        second = await client.post("/api/v1/auth/logout", json=body)
+    assert (first.status_code, second.status_code) == (204, 204)
     assert any("closing the session failed" in r.getMessage() for r in caplog.records)
 
 
@@ -118,23 +124,137 @@ async def test_write_intent_takes_the_sqlite_write_lock_at_begin(tmp_path: Path)
         await engine.dispose()
 
 
-async def test_get_read_db_yields_a_working_read_session() -> None:
-    sessions = get_read_db()
-    session = await anext(sessions)
+async def test_get_read_db_gives_a_working_read_session() -> None:
+    session = await get_read_db()
+    assert await session.scalar(select(literal(1))) == 1
+    assert list(await session.scalars(select(literal(2)))) == [2]
+    assert await session.get(User, MAX_ID) is None
+
+
+async def test_read_session_reads_rows_with_the_models_columns(database_url: str) -> None:
+    """On an engine, entities come back as rows of the model's columns, read in autocommit."""
+    test_engine = make_engine(database_url)
+    read_engine = make_read_engine(test_engine)
     try:
-        assert await session.scalar(select(literal(1))) == 1
-        assert list(await session.scalars(select(literal(2)))) == [2]
-        assert await session.get(User, MAX_ID) is None
+        async with make_sessionmaker(test_engine)() as session:
+            user = await create_random_user(session)
+            recipe = Recipe(
+                label="Row", source="Test", url="https://x.test/r", submitter_id=user.id
+            )
+            await crud.recipe.add(session, recipe)
+            await session.commit()
+        reads = ReadSession(read_engine)
+        row = await reads.get(Recipe, recipe.id)
+        assert row is not None
+        assert (row.id, row.label, row.submitter_id) == (recipe.id, "Row", user.id)
+        assert row.created_at == recipe.created_at
+        found = await crud.recipe.paginate_by_submitter(
+            reads, PageParams(limit=5), submitter_id=user.id
+        )
+        assert [r.url for r in found.items] == ["https://x.test/r"]
+        assert await reads.get(Recipe, MAX_ID) is None
     finally:
-        await sessions.aclose()
+        async with test_engine.begin() as conn:
+            await conn.execute(delete(User).where(User.email == user.email))
+        await test_engine.dispose()
+
+
+class DroppedOnce:
+    """An engine whose first connection turns out dead, as a pooled one does after a restart."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine, self.connects = engine, 0
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        self.connects += 1
+        async with self.engine.connect() as conn:
+            if self.connects == 1:
+                lost = ConnectionResetError("connection lost")
+                raise sa_exc.OperationalError("SELECT", None, lost, connection_invalidated=True)
+            yield conn
+
+
+async def test_read_session_retries_once_on_a_dropped_connection(database_url: str) -> None:
+    dropped = DroppedOnce(make_engine(database_url))
+    try:
+        reads = ReadSession(cast(AsyncEngine, dropped))
+        assert await reads.scalar(select(literal(7))) == 7
+        assert dropped.connects == 2
+    finally:
+        await dropped.engine.dispose()
+
+
+async def test_read_session_does_not_retry_other_errors(database_url: str) -> None:
+    dropped = DroppedOnce(make_engine(database_url))
+    try:
+        reads = ReadSession(cast(AsyncEngine, dropped))
+        dropped.connects = 1  # the connection is fine; the statement is not
+        with pytest.raises(sa_exc.DBAPIError) as caught:
+            await reads.scalar(select(text("no_such_column")))
+        assert not caught.value.connection_invalidated
+        assert dropped.connects == 2
+    finally:
+        await dropped.engine.dispose()
+
+
+needs_postgres = pytest.mark.skipif(
+    not TEST_DATABASE_URL.startswith("postgresql"),
+    reason="a server-side disconnect is a PostgreSQL case (TEST_DATABASE_URL=postgresql...)",
+)
+
+
+@needs_postgres
+async def test_terminated_connections_end_in_a_retried_read_or_a_503(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without pre-ping, pooled connections the server dropped are found on use: a read retries
+    on a fresh one (200), a write's transaction fails over to 503, never 500."""
+    test_engine = make_engine(database_url)
+    monkeypatch.setattr(session_module, "SessionLocal", async_sessionmaker(test_engine))
+    monkeypatch.setattr(session_module, "_reads", ReadSession(make_read_engine(test_engine)))
+    transport = httpx2.ASGITransport(app=app)
+    body = {"refresh_token": "unknown"}
+    try:
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.get("/api/v1/recipes")).status_code == 200
+            assert (await client.post("/api/v1/auth/logout", json=body)).status_code == 204
+            await _terminate_pooled(test_engine, database_url)
+            read = await client.get("/api/v1/recipes")
+            await _terminate_pooled(test_engine, database_url)
+            write = await client.post("/api/v1/auth/logout", json=body)
+            assert read.status_code == 200
+            assert write.status_code == 503
+            # The pool dropped every stale connection: the next write works again.
+            assert (await client.post("/api/v1/auth/logout", json=body)).status_code == 204
+    finally:
+        await test_engine.dispose()
+
+
+async def _terminate_pooled(engine: AsyncEngine, database_url: str) -> None:
+    """Ends, server side, every connection in the engine's pool (and only those)."""
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    conns = [await engine.connect() for _ in range(pool.checkedin())]
+    pids = [await conn.scalar(text("SELECT pg_backend_pid()")) for conn in conns]
+    for conn in conns:
+        await conn.close()
+    admin = make_engine(database_url)
+    try:
+        async with admin.connect() as conn:
+            for pid in pids:
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await admin.dispose()
+    assert pids
 
 
 async def test_read_sessions_autocommit_on_postgres_only(tmp_path: Path) -> None:
     postgres = make_engine("postgresql+asyncpg://user@127.0.0.1:5432/db")
     sqlite = make_engine(f"sqlite+aiosqlite:///{tmp_path}/app.db")
     try:
-        read_pg = make_read_sessionmaker(postgres).kw["bind"]
-        read_sqlite = make_read_sessionmaker(sqlite).kw["bind"]
+        read_pg = make_read_engine(postgres)
+        read_sqlite = make_read_engine(sqlite)
         assert read_pg.get_execution_options()["isolation_level"] == "AUTOCOMMIT"
         # SQLite begins its own transactions (see _sqlite_setup): the engine is used as it is.
         assert read_sqlite is sqlite
