@@ -141,14 +141,14 @@ async def test_read_session_reads_rows_with_the_models_columns(database_url: str
             recipe = Recipe(
                 label="Row", source="Test", url="https://x.test/r", submitter_id=user.id
             )
-            await crud.recipe.add(session, recipe)
+            await recipes.add(session, recipe)
             await session.commit()
         reads = ReadSession(read_engine)
         row = await reads.get(Recipe, recipe.id)
         assert row is not None
         assert (row.id, row.label, row.submitter_id) == (recipe.id, "Row", user.id)
         assert row.created_at == recipe.created_at
-        found = await crud.recipe.paginate_by_submitter(
+        found = await recipes.paginate_by_submitter(
             reads, PageParams(limit=5), submitter_id=user.id
         )
         assert [r.url for r in found.items] == ["https://x.test/r"]
