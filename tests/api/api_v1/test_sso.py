@@ -19,6 +19,7 @@ from app import crud
 from app.api.api_v1.endpoints.sso import get_oidc_client
 from app.clients import oidc as oidc_module
 from app.core import security
+from app.core.security import entitled_scopes, scope_string
 from app.core.sso import SsoSettings, sso_settings
 from app.crud import crud_identity
 from app.main import app
@@ -95,7 +96,7 @@ async def test_sso_login_creates_a_user_and_issues_this_services_tokens(
     client: httpx2.AsyncClient, db: AsyncSession, idp: FakeProvider
 ) -> None:
     tokens = await log_in(client, idp, sub="new-subject", email="New.Cook@Example.com")
-    assert tokens["scope"] == "recipes:write"
+    assert tokens["scope"] == scope_string(entitled_scopes(is_superuser=False))
     me = await client.get(
         "/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
     )
