@@ -1,3 +1,3 @@
-"""Recipe Service: a layered async FastAPI application."""
+"""The application: a layered async FastAPI service."""
 
 __version__ = "0.1.0"

@@ -34,8 +34,8 @@ from app.db.session import engine
 
 logger = logging.getLogger(__name__)
 
-# Every module's install(app) adds its routes and hooks. Routes under the API prefix (the
-# recipe ideas) are listed in app/api/api_v1/api.py instead.
+# Every module's install(app) adds its routes and hooks. Slices under the API prefix are
+# listed in app/api/api_v1/api.py instead.
 OPTIONAL_SLICES: list[str] = [
     # One line per optional slice; `python3 scripts/dev.py trim NAME` deletes it and the files.
     "app.api.metrics",

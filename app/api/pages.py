@@ -42,6 +42,7 @@ def _render(
 ) -> HTMLResponse:
     context |= {
         "project_name": request.app.title,
+        "search_label": "Search recipes",
         "docs_enabled": getattr(request.app.state, "docs_enabled", False),
         "sso_providers": sso_settings.enabled_providers,
         "sso_back": request.query_params.get("sso") == "done",

@@ -1,4 +1,4 @@
-"""The recipe ideas upstream (Reddit's public JSON): fetch, validate, retry, cache."""
+"""The ideas upstream (Reddit's public JSON): fetch, validate, retry, cache."""
 
 import asyncio
 import json
@@ -19,13 +19,12 @@ from app.clients.cache import SingleFlight
 from app.core.cache import Cache, MemoryCache
 from app.core.config import Settings, settings
 from app.core.redis import RedisStore
-from app.schemas.common import HIDDEN
+from app.schemas.common import HIDDEN, WebUrl
 from app.schemas.idea import IdeaFeed, IdeaRead
-from app.schemas.recipe import RecipeUrl
 
 logger = logging.getLogger(__name__)
 
-USER_AGENT = f"python:recipe-service:{__version__} (recipe ideas)"
+USER_AGENT = f"python:{settings.project_slug}:{__version__} (ideas)"
 TOP_PERIOD = "day"
 MAX_ATTEMPTS = 3
 BACKOFF_SECONDS = 0.25
@@ -49,7 +48,7 @@ class IdeasError(Exception):
 
 def _one_line(title: str) -> str:
     """Titles end up in JSON, HTML and the database: no control characters or lone surrogates."""
-    # Bidi controls and invisible characters go too: a recipe label refuses them.
+    # Bidi controls and invisible characters go too: the label they become refuses them.
     title = " ".join(_UNPRINTABLE.sub(" ", HIDDEN.sub("", title)).split())
     if not title:
         raise ValueError("empty title")
@@ -58,7 +57,7 @@ def _one_line(title: str) -> str:
 
 class _Post(BaseModel):
     title: Annotated[str, AfterValidator(_one_line)]
-    url: RecipeUrl
+    url: WebUrl
     score: int
 
 

@@ -15,11 +15,12 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
 from app import __version__
+from app.core.config import settings
 from app.core.sso import SsoProvider, SsoSettings, sso_settings
 
 logger = logging.getLogger(__name__)
 
-USER_AGENT = f"recipe-service/{__version__} (OpenID Connect)"
+USER_AGENT = f"{settings.project_slug}/{__version__} (OpenID Connect)"
 # Signatures only a private key can make: `none` and the HMAC family are never accepted, so a
 # token "signed" with a provider's public key as an HMAC secret has no algorithm to pass with.
 ASYMMETRIC_ALGORITHMS = frozenset(

@@ -370,6 +370,11 @@ class Settings(BaseSettings):
             self.SECRET_KEY = SecretStr(local_secret())
 
     @property
+    def project_slug(self) -> str:
+        """PROJECT_NAME as one lower-case token: how the service names itself to others."""
+        return re.sub(r"[^a-z0-9]+", "-", self.PROJECT_NAME.lower()).strip("-")
+
+    @property
     def secret_key(self) -> str:
         if self.SECRET_KEY is None:
             # Only local mode may lack one, until start-up has run prepare_files.

@@ -123,7 +123,7 @@ def _by_primary_key(table: Table) -> Select[Any]:
 
 
 def _entity(statement: Select[Any]) -> Table | None:
-    """The table of a one-entity ORM select (`select(Recipe)...`), else None."""
+    """The table of a one-entity ORM select (`select(Model)...`), else None."""
     if len(statement.column_descriptions) != 1:
         return None
     description = statement.column_descriptions[0]

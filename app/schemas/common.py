@@ -9,7 +9,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    HttpUrl,
     StringConstraints,
+    UrlConstraints,
     model_validator,
 )
 
@@ -100,3 +102,22 @@ class ErrorDetail(BaseModel):
     """The body of every 4xx and 5xx answer (422 keeps FastAPI's list of errors)."""
 
     detail: str = Field(examples=["User not found"])
+
+
+URL_MAX_LENGTH = 2048
+
+
+def _fits_column(url: HttpUrl) -> HttpUrl:
+    # Normalizing percent-encodes (a space becomes %20), so a URL within the limit as sent can
+    # outgrow the column; PostgreSQL would then refuse the row with a 500.
+    if len(str(url)) > URL_MAX_LENGTH:
+        raise ValueError(f"URL should have at most {URL_MAX_LENGTH} characters once normalized")
+    return url
+
+
+# An http(s) URL that fits a 2048-character column once normalized.
+WebUrl = Annotated[
+    HttpUrl,
+    UrlConstraints(max_length=URL_MAX_LENGTH, allowed_schemes=["http", "https"]),
+    AfterValidator(_fits_column),
+]

@@ -1,9 +1,8 @@
-"""Recipe idea bodies: ideas read from other services, and the request to import one."""
+"""Idea bodies: ideas read from other services, and the request to import one."""
 
 from pydantic import BaseModel, Field
 
-from app.schemas.common import WriteModel
-from app.schemas.recipe import RecipeUrl
+from app.schemas.common import WebUrl, WriteModel
 
 
 class IdeaRead(BaseModel):
@@ -18,9 +17,9 @@ class IdeaFeed(BaseModel):
     )
     errors: dict[str, str] = Field(
         description="Why each source that failed did so; empty when all answered.",
-        examples=[{"easyrecipes": "upstream timed out"}],
+        examples=[{"soup": "upstream timed out"}],
     )
 
 
 class IdeaImport(WriteModel):
-    url: RecipeUrl = Field(description="The `url` of an idea from `GET /recipes/ideas`.")
+    url: WebUrl = Field(description="The `url` of an idea from the ideas feed.")

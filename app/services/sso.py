@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 # Stored in place of a hash for accounts made by single sign-on: no password ever matches it
 # (it is no hash format), and a password reset replaces it with a real one.
 UNUSABLE_PASSWORD = "!sso"
-STATE_AUDIENCE = "recipe-service:sso-state"
+STATE_AUDIENCE = f"{settings.project_slug}:sso-state"
 STATE_ALGORITHM = "HS256"
 
 

@@ -16,7 +16,7 @@ PAGE_SIZE = 20
 
 
 def _labels(page: Page) -> list[str]:
-    return page.locator(".recipe h2 a").all_inner_texts()
+    return page.locator(".entry h2 a").all_inner_texts()
 
 
 def test_index_lists_the_newest_recipes(tab: Tab, artifacts: Path) -> None:
@@ -59,7 +59,7 @@ def test_next_page_shows_the_older_recipes(tab: Tab) -> None:
 def test_a_script_label_is_shown_as_text(tab: Tab) -> None:
     page = tab.page
     page.goto("/")
-    link = page.locator(".recipe h2 a").nth(NEWEST_FIRST.index(SCRIPT_LABEL))
+    link = page.locator(".entry h2 a").nth(NEWEST_FIRST.index(SCRIPT_LABEL))
     assert link.inner_text() == SCRIPT_LABEL
     assert page.locator("script").count() == 0
     link.click()
