@@ -901,6 +901,10 @@ def hot_targets(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
         checks.append(
             ("startup < 2 s (worst)", max(d["startup_seconds"] for d in datasets), "<", 2)
         )
+    return _verdicts(checks)
+
+
+def _verdicts(checks: list[tuple[str, float, str, float]]) -> list[dict[str, Any]]:
     return [
         {
             "target": name,
@@ -946,15 +950,7 @@ def targets(datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
             0,
         ),
     ]
-    return [
-        {
-            "target": name,
-            "value": round(value, 3),
-            "limit": f"{op} {limit}",
-            "met": _met(value, op, limit),
-        }
-        for name, value, op, limit in checks
-    ]
+    return _verdicts(checks)
 
 
 def print_report(report: dict[str, Any], path: Path) -> None:

@@ -3,8 +3,10 @@
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
@@ -75,8 +77,9 @@ def _add_recipes(server: str) -> None:
             assert http.post("/api/v1/recipes", json=body, headers=headers).status_code == 201
 
 
-@pytest.fixture(scope="session")
-def context(base_url: str) -> Iterator[BrowserContext]:
+@contextmanager
+def chromium_context(base_url: str, **options: Any) -> Iterator[BrowserContext]:
+    """Debian's Chromium, headless and offline, on a throwaway profile."""
     with (
         tempfile.TemporaryDirectory(prefix="recipe-chromium-") as profile,
         sync_playwright() as playwright,
@@ -87,13 +90,19 @@ def context(base_url: str) -> Iterator[BrowserContext]:
             headless=True,
             args=CHROMIUM_FLAGS,
             base_url=base_url,
-            viewport={"width": 1280, "height": 800},
+            **options,
         )
         browser_context.set_default_timeout(TIMEOUT_MS)
         try:
             yield browser_context
         finally:
             browser_context.close()
+
+
+@pytest.fixture(scope="session")
+def context(base_url: str) -> Iterator[BrowserContext]:
+    with chromium_context(base_url, viewport={"width": 1280, "height": 800}) as browser_context:
+        yield browser_context
 
 
 @dataclass

@@ -2,13 +2,12 @@
 finishes on the page: the HttpOnly cookie carries the code to the exchange."""
 
 import json
-import tempfile
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import BrowserContext, sync_playwright
+from playwright.sync_api import BrowserContext
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, TIMEOUT_MS
+from tests.browser.conftest import chromium_context
 from tests.sso.conftest import Stack
 
 pytestmark = pytest.mark.sso
@@ -16,22 +15,8 @@ pytestmark = pytest.mark.sso
 
 @pytest.fixture
 def context(stack: Stack) -> Iterator[BrowserContext]:
-    with (
-        tempfile.TemporaryDirectory(prefix="recipe-chromium-sso-") as profile,
-        sync_playwright() as playwright,
-    ):
-        browser_context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            base_url=stack.base_url,
-        )
-        browser_context.set_default_timeout(TIMEOUT_MS)
-        try:
-            yield browser_context
-        finally:
-            browser_context.close()
+    with chromium_context(stack.base_url) as browser_context:
+        yield browser_context
 
 
 def test_log_in_with_the_provider_from_the_page(context: BrowserContext, stack: Stack) -> None:
