@@ -217,6 +217,7 @@ def render(plan: Plan) -> dict[Path, str]:
         "Name": plan.cls,
         "names": plan.plural,
         "owner": plan.owner_col,
+        "OWNER": plan.owner_col.upper(),
         "owner_word": plan.owner.replace("_", " "),
         "revision": revision,
         "head": head,
@@ -265,6 +266,7 @@ def render(plan: Plan) -> dict[Path, str]:
             "parent_migration_drop": "",
             "parent_create_field": "",
             "parent_read_field": "",
+            "parent_statement": "",
             "parent_repo_method": "",
             "parent_imports": "",
             "parent_error": "",
@@ -282,7 +284,13 @@ def render(plan: Plan) -> dict[Path, str]:
             "test_list_parent": "",
         }
     else:
-        pv = {"parent": parent, "Parent": camel(parent), "parent_col": plan.parent_col, **v}
+        pv = {
+            "parent": parent,
+            "Parent": camel(parent),
+            "parent_col": plan.parent_col,
+            "PARENT_COL": plan.parent_col.upper(),
+            **v,
+        }
         owner_kw = f"{parent_owner}=owner_id" if parent_owner else ""
         v |= {
             k: Template(t).safe_substitute(pv)
@@ -307,12 +315,18 @@ def render(plan: Plan) -> dict[Path, str]:
                     'description="The ${parent} it belongs to; fixed once created.")]\n'
                 ),
                 "parent_read_field": "    ${parent_col}: int\n",
+                "parent_statement": (
+                    "BY_${PARENT_COL} = select(${Name}).where(\n"
+                    '    ${Name}.${parent_col} == bindparam("${parent_col}")\n'
+                    ")\n"
+                ),
                 "parent_repo_method": (
                     "\n    async def paginate_by_${parent}(\n"
                     "        self, db: Reader, page: PageParams, *, ${parent_col}: int\n"
                     "    ) -> Page[${Name}]:\n"
-                    "        query = select(${Name}).where(${Name}.${parent_col} == ${parent_col})\n"
-                    "        return await self.paginate(db, page, query)\n"
+                    "        return await self.paginate(\n"
+                    "            db, page, BY_${PARENT_COL}, ${parent_col}=${parent_col}\n"
+                    "        )\n"
                 ),
                 "parent_imports": (
                     "from app.crud.crud_${parent} import ${parent} as ${parent}_rows\n"
@@ -543,20 +557,22 @@ ${Name}Page = Page[${Name}Read]
 
 REPOSITORY = '''"""${Name} data access. No HTTP here."""
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.crud.base import Repository
 from app.crud.pagination import Page, PageParams
 from app.db.session import Reader
 from app.models.${name} import ${Name}
 
+# Built once, with bind parameters for what varies, so each compiles once.
+BY_${OWNER} = select(${Name}).where(${Name}.${owner} == bindparam("${owner}"))
+${parent_statement}
 
 class ${Name}Repository(Repository[${Name}]):
     async def paginate_by_${owner}(
         self, db: Reader, page: PageParams, *, ${owner}: int
     ) -> Page[${Name}]:
-        query = select(${Name}).where(${Name}.${owner} == ${owner})
-        return await self.paginate(db, page, query)
+        return await self.paginate(db, page, BY_${OWNER}, ${owner}=${owner})
 ${parent_repo_method}
 
 ${name} = ${Name}Repository(${Name})

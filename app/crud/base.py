@@ -6,9 +6,10 @@ the subclasses.
 """
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
@@ -73,11 +74,20 @@ class Repository(Generic[ModelT]):
         return cast(CursorResult[Any], result).rowcount == 1
 
     async def paginate(
-        self, db: Reader, page: PageParams, query: Select[ModelT] | None = None
+        self,
+        db: Reader,
+        page: PageParams,
+        query: Select[ModelT] | None = None,
+        **params: Any,
     ) -> Page[ModelT]:
         """One page of the query's rows (default: all), newest first, by keyset on the id: a page
-        deep in the table costs what the first does. One extra row says whether more follow."""
-        rows = await self.newest(db, query, limit=page.limit + 1, before_id=page.before_id)
+        deep in the table costs what the first does. One extra row says whether more follow.
+
+        Build the query once, with bindparam() for what varies, and pass those values as params:
+        a statement built once is compiled once (see app.db.session.ReadSession)."""
+        rows = await self.newest(
+            db, query, limit=page.limit + 1, before_id=page.before_id, **params
+        )
         if len(rows) > page.limit:
             last_id = cast(int, rows[page.limit - 1].id)  # a loaded row: an int, not a column
             return Page(rows[: page.limit], encode_cursor(last_id))
@@ -90,8 +100,19 @@ class Repository(Generic[ModelT]):
         *,
         limit: int,
         before_id: int | None = None,
+        **params: Any,
     ) -> Sequence[ModelT]:
-        query = (select(self.model) if query is None else query).order_by(self.model.id.desc())
+        statement = _newest(self.model, query, before=before_id is not None)
+        values = {**params, "page_limit": limit}
         if before_id is not None:
-            query = query.where(self.model.id < before_id)
-        return (await db.scalars(query.limit(limit))).all()
+            values["page_before_id"] = before_id
+        return (await db.scalars(statement, values)).all()
+
+
+@lru_cache(maxsize=256)
+def _newest(model: Any, query: Select[Any] | None, *, before: bool) -> Select[Any]:
+    """The query newest first, one page long: one statement per query, so it compiles once."""
+    statement = (select(model) if query is None else query).order_by(model.id.desc())
+    if before:
+        statement = statement.where(model.id < bindparam("page_before_id"))
+    return statement.limit(bindparam("page_limit"))

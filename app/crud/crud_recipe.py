@@ -2,7 +2,7 @@
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.crud.base import Repository, like_pattern
@@ -24,18 +24,21 @@ SEED_RECIPES = [
 ]  # fmt: skip
 
 
+# Built once, with bind parameters for what varies, so each compiles once.
+BY_SUBMITTER = select(Recipe).where(Recipe.submitter_id == bindparam("submitter_id"))
+LABEL_LIKE = select(Recipe).where(any_case_like(Recipe.label, bindparam("pattern")))
+
+
 class RecipeRepository(Repository[Recipe]):
     async def paginate_by_submitter(
         self, db: Reader, page: PageParams, *, submitter_id: int
     ) -> Page[Recipe]:
-        query = select(Recipe).where(Recipe.submitter_id == submitter_id)
-        return await self.paginate(db, page, query)
+        return await self.paginate(db, page, BY_SUBMITTER, submitter_id=submitter_id)
 
     async def search(self, db: Reader, page: PageParams, *, keyword: str) -> Page[Recipe]:
         """Substring match on the label in any case (Unicode, on every backend), newest first,
         filtered in the database."""
-        query = select(Recipe).where(any_case_like(Recipe.label, like_pattern(keyword)))
-        return await self.paginate(db, page, query)
+        return await self.paginate(db, page, LABEL_LIKE, pattern=like_pattern(keyword))
 
     async def get_by_url(self, db: Reader, *, submitter_id: int, url: str) -> Recipe | None:
         query = select(Recipe).where(Recipe.submitter_id == submitter_id, Recipe.url == url)

@@ -1,10 +1,10 @@
 """The async engine, the session factories tuned per backend, and the request's transaction."""
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import ScalarResult, Select, Table, bindparam, event, select
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.core.config import Settings, settings
+from app.db.direct import PLAN_CACHE_SIZE, DirectReader, DirectReadFailed
 from app.db.folding import register_casefold
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,12 @@ def _by_primary_key(table: Table) -> Select[Any]:
     return select(*table.columns).where(key == bindparam("ident"))
 
 
+@lru_cache(maxsize=PLAN_CACHE_SIZE)
+def _whole_rows(statement: Select[Any], table: Table) -> Select[Any]:
+    # Kept per statement, so a statement built once stays one statement for the direct reader.
+    return statement.with_only_columns(*table.columns)
+
+
 def _entity(statement: Select[Any]) -> Table | None:
     """The table of a one-entity ORM select (`select(Model)...`), else None."""
     if len(statement.column_descriptions) != 1:
@@ -138,20 +145,27 @@ class ReadSession:
     """Reads that can only read: it takes SELECTs and primary keys, so passing it to code that
     writes is a type error. Served for routes that run one SELECT.
 
-    On the app's engine each read is one statement on a pooled connection through SQLAlchemy
-    Core: no ORM session, identity map or transaction begun. An entity (`get`, or a select of
-    one model) then comes back as a row with the model's columns as attributes, not as a
-    model object: read-only, no relationships. A connection found dead is retried once on a
+    On the app's engine each read is one statement on a pooled connection, with no ORM session,
+    identity map or transaction begun. An entity (`get`, or a select of one model) then comes
+    back as a row with the model's columns as attributes, not as a model object: read-only, no
+    relationships. On PostgreSQL such reads run straight on the asyncpg driver (app.db.direct),
+    each statement compiled once: build statements once, with bindparam() for what changes.
+    Anything else runs through SQLAlchemy Core. A connection found dead is retried once on a
     fresh one. Over an AsyncSession (tests) it reads through that session instead.
     """
 
-    __slots__ = ("_bind",)
+    __slots__ = ("_bind", "_direct")
 
     def __init__(self, bind: AsyncSession | AsyncEngine) -> None:
         self._bind = bind
+        self._direct = (
+            DirectReader(bind)
+            if isinstance(bind, AsyncEngine) and bind.dialect.driver == "asyncpg"
+            else None
+        )
 
     async def _execute(
-        self, statement: Select[Any], params: dict[str, Any] | None = None
+        self, statement: Select[Any], params: Mapping[str, Any] | None = None
     ) -> Result[Any]:
         result: Result[Any]
         if isinstance(self._bind, AsyncSession):
@@ -170,27 +184,53 @@ class ReadSession:
             result = await conn.execute(statement, params)
         return result
 
+    async def _entity_rows(
+        self, statement: Select[Any], params: Mapping[str, Any] | None
+    ) -> Sequence[Any]:
+        """Rows of a select of whole rows' columns, directly when the statement allows it."""
+        if self._direct is not None and (plan := self._direct.plan(statement)) is not None:
+            try:
+                return await self._direct.fetch(plan, params)
+            except DirectReadFailed:
+                pass  # SQLAlchemy tells a dead connection from a bad statement, and retries
+        return (await self._execute(statement, params)).all()
+
     async def get(self, entity: type[T], ident: int) -> T | None:
         if isinstance(self._bind, AsyncSession):
             return await self._bind.get(entity, ident)
         table = cast(Table, entity.__table__)  # type: ignore[attr-defined]
-        row = (await self._execute(_by_primary_key(table), {"ident": ident})).first()
-        return cast(T | None, row)
+        rows = await self._entity_rows(_by_primary_key(table), {"ident": ident})
+        return cast(T | None, rows[0] if rows else None)
 
-    async def _rows(self, statement: Select[Any]) -> Result[Any] | ScalarResult[Any]:
+    async def _rows(
+        self, statement: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> Sequence[Any]:
         if isinstance(self._bind, AsyncSession):
-            return await self._bind.scalars(statement)
+            return (await self._bind.scalars(statement, params)).all()
         table = _entity(statement)
         if table is None:
-            return (await self._execute(statement)).scalars()
-        return await self._execute(statement.with_only_columns(*table.columns))
+            return (await self._execute(statement, params)).scalars().all()
+        return await self._entity_rows(_whole_rows(statement, table), params)
 
-    async def scalar(self, statement: Select[T]) -> T | None:
-        return cast(T | None, (await self._rows(statement)).first())
+    async def scalar(
+        self, statement: Select[T], params: Mapping[str, Any] | None = None
+    ) -> T | None:
+        rows = await self._rows(statement, params)
+        return cast(T | None, rows[0] if rows else None)
 
-    async def scalars(self, statement: Select[T]) -> ScalarResult[T]:
-        # Rows of an entity answer .all() and .first() as ScalarResult does.
-        return cast(ScalarResult[T], await self._rows(statement))
+    async def scalars(
+        self, statement: Select[T], params: Mapping[str, Any] | None = None
+    ) -> ScalarResult[T]:
+        # Answers .all() and .first() as the ScalarResult of an AsyncSession does.
+        return cast(ScalarResult[T], _Rows(await self._rows(statement, params)))
+
+
+class _Rows(list[Any]):
+    def all(self) -> list[Any]:
+        return self
+
+    def first(self) -> Any:
+        return self[0] if self else None
 
 
 # What read-only data access accepts: a read session, or a request's read-write one.
