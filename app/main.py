@@ -17,14 +17,12 @@ from app.api.docs import OPENAPI_TAGS, DocumentedFastAPI, install_docs, operatio
 from app.api.errors import register_exception_handlers
 from app.api.health import router as health_router
 from app.api.middleware import (
-    BodySizeLimitMiddleware,
     CacheHeadersMiddleware,
+    RequestBodyMiddleware,
     RequestContextMiddleware,
-    SecurityHeadersMiddleware,
-    StrictJSONMiddleware,
 )
 from app.api.responses import errors
-from app.api.state import AppState, RedisBudgetMiddleware
+from app.api.state import AppState
 from app.core.cache import NoCache, RedisCache
 from app.core.config import settings
 from app.core.logging import setup_logging
@@ -95,12 +93,11 @@ def create_app() -> FastAPI:
     )
 
     # Added innermost first; a request passes them in the reverse order:
-    # RedisBudget -> RequestContext -> TrustedHost -> SecurityHeaders -> CORS -> GZip
-    # -> CacheHeaders -> BodySizeLimit -> StrictJSON -> routes. The request id and access log
-    # thus cover every answer, a foreign Host is refused before any work, and ETags hash the
-    # uncompressed body.
-    app.add_middleware(StrictJSONMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
+    # RequestContext (request id, Redis budget, security headers, access log) -> TrustedHost
+    # -> CORS -> GZip -> CacheHeaders -> RequestBody (size limit, strict JSON) -> routes. The
+    # request id and security headers thus cover every answer, a foreign Host is refused before
+    # any work, and ETags hash the uncompressed body. Each layer costs every request a call.
+    app.add_middleware(RequestBodyMiddleware, max_bytes=settings.MAX_REQUEST_BODY_BYTES)
     app.add_middleware(CacheHeadersMiddleware, api_prefix=settings.API_V1_STR)
     app.add_middleware(GZipMiddleware, minimum_size=settings.GZIP_MIN_BYTES)
     if settings.BACKEND_CORS_ORIGINS:
@@ -120,12 +117,10 @@ def create_app() -> FastAPI:
                 "RateLimit-Reset",
             ],
         )
-    app.add_middleware(
-        SecurityHeadersMiddleware, hsts=settings.ENVIRONMENT in ("staging", "production")
-    )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.ALLOWED_HOSTS)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(RedisBudgetMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware, hsts=settings.ENVIRONMENT in ("staging", "production")
+    )
 
     register_exception_handlers(app)
 

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request context, security and cache headers, body limit, strict JSON."""
+"""Pure ASGI middleware: request context and security headers, cache headers, request bodies."""
 
 import hashlib
 import json
@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Protocol
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.cache_policy import route_cache_policy
 from app.api.errors import SafeJSONResponse, internal_error_response
 from app.core.logging import request_id_var
+from app.core.redis import close_budget, open_budget
 from app.db.session import write_intent
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -39,32 +40,39 @@ OBSERVERS: list[RequestObserver] = []
 
 
 class RequestContextMiddleware:
-    """Request id, write intent, X-Process-Time, access log line, observers, the last-resort
-    500."""
+    """The outermost layer: request id, write intent, the Redis budget, security headers,
+    X-Process-Time, the access log line, observers and the last-resort 500. One layer and one
+    send wrapper for all of them, since every layer costs each request a call and a closure."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
         self.app = app
+        self.security = SecurityHeaders(hsts=hsts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        incoming = Headers(scope=scope).get("x-request-id", "")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        incoming = _header(scope, b"x-request-id")
+        valid = incoming is not None and _VALID_REQUEST_ID.match(incoming)
+        request_id = incoming if valid else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         intent = write_intent.set(scope["method"] not in SAFE_METHODS)
+        budget = open_budget()
         status = 500
         started = False
+        docs = scope["path"].startswith(SecurityHeaders.DOCS_PATHS)
 
         async def send_with_context(message: Message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["X-Request-ID"] = request_id
-                headers["X-Process-Time"] = f"{time.perf_counter() - start:.6f}"
+                headers = message["headers"] = list(message.get("headers", ()))
+                self.security.add(headers, docs=docs)
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                process_time = f"{time.perf_counter() - start:.6f}"
+                headers.append((b"x-process-time", process_time.encode("latin-1")))
             await send(message)
 
         for observer in OBSERVERS:
@@ -79,6 +87,7 @@ class RequestContextMiddleware:
             await internal_error_response(request_id)(scope, receive, send_with_context)
         finally:
             self._record(scope, status, time.perf_counter() - start)
+            close_budget(budget)
             write_intent.reset(intent)
             request_id_var.reset(token)
 
@@ -87,6 +96,8 @@ class RequestContextMiddleware:
             route = _route_template(scope)
             for observer in OBSERVERS:
                 observer.finished(scope["method"], route, status, seconds)
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
         client = scope.get("client")
         access_logger.info(
             "%s %s %d",
@@ -101,6 +112,15 @@ class RequestContextMiddleware:
                 "client_ip": client[0] if client else None,
             },
         )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """One request header's value, or None, without building a Headers object (ASGI servers
+    give names in lower case)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
 
 
 def _route_template(scope: Scope) -> str:
@@ -118,8 +138,9 @@ def _route_template(scope: Scope) -> str:
     return scope["path"][:at] + template if at > 0 else str(template)
 
 
-class SecurityHeadersMiddleware:
-    """Headers that make browsers refuse framing, sniffing and foreign scripts."""
+class SecurityHeaders:
+    """Headers that make browsers refuse framing, sniffing and foreign scripts; a response that
+    sets one of them itself keeps its own."""
 
     API_CSP = "default-src 'none'; frame-ancestors 'none'"
     PAGE_CSP = (
@@ -135,32 +156,38 @@ class SecurityHeadersMiddleware:
     )
     DOCS_PATHS = ("/docs", "/redoc")
 
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
-        self.app = app
-        self.hsts = hsts
+    def __init__(self, *, hsts: bool) -> None:
+        common = [
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "strict-origin-when-cross-origin"),
+            ("x-frame-options", "DENY"),
+        ]
+        if hsts:
+            common.append(("strict-transport-security", "max-age=63072000; includeSubDomains"))
+        # Encoded once: a response adds them as they are.
+        self.common = [(k.encode(), v.encode()) for k, v in common]
+        self.csp = {
+            kind: (b"content-security-policy", value.encode())
+            for kind, value in (
+                ("api", self.API_CSP),
+                ("page", self.PAGE_CSP),
+                ("docs", self.DOCS_CSP),
+            )
+        }
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+    def add(self, headers: list[tuple[bytes, bytes]], *, docs: bool) -> None:
+        present = {key.lower() for key, _ in headers}
+        for header in self.common:
+            if header[0] not in present:
+                headers.append(header)
+        if b"content-security-policy" in present:
             return
-        docs = scope["path"].startswith(self.DOCS_PATHS)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-                headers.setdefault("X-Frame-Options", "DENY")
-                is_html = headers.get("content-type", "").startswith("text/html")
-                csp = self.DOCS_CSP if docs else self.PAGE_CSP if is_html else self.API_CSP
-                headers.setdefault("Content-Security-Policy", csp)
-                if self.hsts:
-                    headers.setdefault(
-                        "Strict-Transport-Security", "max-age=63072000; includeSubDomains"
-                    )
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        if docs:
+            kind = "docs"
+        else:
+            content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+            kind = "page" if content_type.startswith(b"text/html") else "api"
+        headers.append(self.csp[kind])
 
 
 class CacheHeadersMiddleware:
@@ -175,7 +202,6 @@ class CacheHeadersMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(self.api_prefix):
             await self.app(scope, receive, send)
             return
-        request_headers = Headers(scope=scope)
         if scope["method"] != "GET":
 
             async def send_no_store(message: Message) -> None:
@@ -186,7 +212,7 @@ class CacheHeadersMiddleware:
             await self.app(scope, receive, send_no_store)
             return
 
-        anonymous = "authorization" not in request_headers
+        anonymous = _header(scope, b"authorization") is None
         start: Message | None = None
         body = bytearray()
 
@@ -205,7 +231,8 @@ class CacheHeadersMiddleware:
             if message.get("more_body", False):
                 return
             cache_control = self._cache_control(scope, anonymous=anonymous)
-            await self._finish(start, bytes(body), request_headers, cache_control, send)
+            if_none_match = _header(scope, b"if-none-match") or ""
+            await self._finish(start, bytes(body), if_none_match, cache_control, send)
 
         await self.app(scope, receive, send_buffered)
 
@@ -220,55 +247,19 @@ class CacheHeadersMiddleware:
 
     @staticmethod
     async def _finish(
-        start: Message, body: bytes, request_headers: Headers, cache_control: str, send: Send
+        start: Message, body: bytes, if_none_match: str, cache_control: str, send: Send
     ) -> None:
         etag = f'W/"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
         headers = MutableHeaders(scope=start)
         headers["ETag"] = etag
         headers.setdefault("Cache-Control", cache_control)
-        if etag in {t.strip() for t in request_headers.get("if-none-match", "").split(",")}:
+        if if_none_match and etag in {t.strip() for t in if_none_match.split(",")}:
             del headers["content-length"]
             await send({**start, "status": 304})
             await send({"type": "http.response.body", "body": b""})
             return
         await send(start)
         await send({"type": "http.response.body", "body": body})
-
-
-class BodySizeLimitMiddleware:
-    """413 for a body over the limit, whether it declares its length or arrives in chunks."""
-
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    # Raised inside the app, so the exception middleware answers 413 as JSON.
-                    raise HTTPException(413, detail=self._detail())
-            return message
-
-        await self.app(scope, limited_receive, send)
-
-    def _detail(self) -> str:
-        return f"Request body larger than {self.max_bytes} bytes"
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await JSONResponse({"detail": self._detail()}, status_code=413)(scope, receive, send)
 
 
 # Request bodies are flat objects; anything nested deeper than this is an attack or a mistake.
@@ -352,21 +343,46 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-class StrictJSONMiddleware:
-    """422 with FastAPI's error shape for a JSON body that is malformed, not UTF-8, has duplicate
-    keys, NaN or Infinity, or deep nesting, which Python's parser would take or answer 400 to."""
+class RequestBodyMiddleware:
+    """Request bodies: 413 for one over the limit, whether it declares its length or arrives in
+    chunks; 422 with FastAPI's error shape for a JSON body that is malformed, not UTF-8, has
+    duplicate keys, NaN or Infinity, or deep nesting, which Python's parser would take or answer
+    400 to."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
+        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] in SAFE_METHODS  # no body worth reading: skip the buffering
-            or not _is_json(Headers(scope=scope).get("content-type"))
-        ):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await JSONResponse({"detail": self._detail()}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised inside the app, so the exception middleware answers 413 as JSON.
+                    raise HTTPException(413, detail=self._detail())
+            return message
+
+        if scope["method"] in SAFE_METHODS or not _is_json(_header(scope, b"content-type")):
+            # No JSON body worth reading: skip the buffering.
+            await self.app(scope, limited_receive, send)
+            return
+        await self._strict_json(scope, limited_receive, send)
+
+    def _detail(self) -> str:
+        return f"Request body larger than {self.max_bytes} bytes"
+
+    async def _strict_json(self, scope: Scope, receive: Receive, send: Send) -> None:
         chunks: list[bytes] = []
         try:
             while True:
@@ -377,8 +393,8 @@ class StrictJSONMiddleware:
                 if not message.get("more_body", False):
                     break
         except HTTPException as exc:
-            # The body limit fires inside receive(); this layer sits outside the exception
-            # middleware that would answer it otherwise.
+            # The limit fires inside receive(), before the app (and its exception middleware)
+            # has been called.
             response = JSONResponse(
                 {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
             )

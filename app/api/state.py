@@ -1,13 +1,12 @@
-"""The app's typed state, made once by the lifespan, and the per-request Redis budget."""
+"""The app's typed state, made once by the lifespan."""
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import Request
 
 from app.core.cache import Cache, NoCache
 from app.core.rate_limit import RateLimiter
-from app.core.redis import RedisStore, close_budget, open_budget
+from app.core.redis import RedisStore
 
 
 @dataclass(slots=True)
@@ -26,20 +25,3 @@ async def get_app_state(request: Request) -> AppState:
     if state is None:
         state = request.app.state.services = AppState()
     return state
-
-
-class RedisBudgetMiddleware:
-    """Pure ASGI: every Redis call of one request draws on one short time budget."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        token = open_budget()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            close_budget(token)
