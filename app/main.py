@@ -22,6 +22,7 @@ from app.api.middleware import (
     RequestContextMiddleware,
 )
 from app.api.responses import errors
+from app.api.routing import flatten_routes
 from app.api.state import AppState
 from app.core.cache import NoCache, RedisCache
 from app.core.config import settings
@@ -134,6 +135,7 @@ def create_app() -> FastAPI:
     install_docs(app, enabled=settings.DOCS_ENABLED)
     for module in OPTIONAL_SLICES:
         import_module(module).install(app)
+    flatten_routes(app)
     return app
 
 
