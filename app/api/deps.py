@@ -15,7 +15,7 @@ from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
-from app.api.state import AppState, get_app_state
+from app.api.state import AppState, app_state, get_app_state
 from app.core.cache import Cache
 from app.core.config import settings
 from app.core.rate_limit import RateLimiter, RateLimitResult, client_network
@@ -50,9 +50,9 @@ ReadSessionDep = Annotated[ReadSession, Depends(get_read_db, scope="function")]
 AppStateDep = Annotated[AppState, Depends(get_app_state)]
 
 
-async def get_cache(state: AppStateDep) -> Cache:
+async def get_cache(request: Request) -> Cache:
     """Redis when REDIS_URL is set (and ITEM_CACHE_SECONDS > 0), else no cache."""
-    return state.cache
+    return app_state(request).cache
 
 
 CacheDep = Annotated[Cache, Depends(get_cache)]
@@ -221,9 +221,9 @@ async def get_page_params(
 PageDep = Annotated[PageParams, Depends(get_page_params)]
 
 
-async def get_rate_limiter(state: AppStateDep) -> RateLimiter:
+async def get_rate_limiter(request: Request) -> RateLimiter:
     """The app's limiter: in Redis when REDIS_URL is set (memory while Redis fails), else memory."""
-    return state.limiter
+    return app_state(request).limiter
 
 
 RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]
