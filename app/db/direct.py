@@ -125,5 +125,7 @@ class DirectReader:
             if isinstance(exc, Exception):
                 raise DirectReadFailed from exc
             raise
-        await greenlet_spawn(pooled.close)
+        # Back to the pool without a greenlet: its reset would only roll back a transaction
+        # SQLAlchemy began, and none was (the driver ran the one statement in autocommit).
+        pooled.close()
         return [plan.make(record) for record in records]

@@ -124,9 +124,12 @@ def _by_primary_key(table: Table) -> Select[Any]:
 
 
 @lru_cache(maxsize=PLAN_CACHE_SIZE)
-def _whole_rows(statement: Select[Any], table: Table) -> Select[Any]:
-    # Kept per statement, so a statement built once stays one statement for the direct reader.
-    return statement.with_only_columns(*table.columns)
+def _as_rows(statement: Select[Any]) -> Select[Any] | None:
+    """For a select of one entity, the same select of its table's columns; else None. Kept per
+    statement: finding the entity costs more than the read, and a statement built once then
+    stays one statement for the direct reader."""
+    table = _entity(statement)
+    return None if table is None else statement.with_only_columns(*table.columns)
 
 
 def _entity(statement: Select[Any]) -> Table | None:
@@ -207,10 +210,10 @@ class ReadSession:
     ) -> Sequence[Any]:
         if isinstance(self._bind, AsyncSession):
             return (await self._bind.scalars(statement, params)).all()
-        table = _entity(statement)
-        if table is None:
+        rows = _as_rows(statement)
+        if rows is None:
             return (await self._execute(statement, params)).scalars().all()
-        return await self._entity_rows(_whole_rows(statement, table), params)
+        return await self._entity_rows(rows, params)
 
     async def scalar(
         self, statement: Select[T], params: Mapping[str, Any] | None = None
