@@ -53,9 +53,8 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        incoming = _header(scope, b"x-request-id")
-        valid = incoming is not None and _VALID_REQUEST_ID.match(incoming)
-        request_id = incoming if valid else uuid.uuid4().hex
+        incoming = _header(scope, b"x-request-id") or ""
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         intent = write_intent.set(scope["method"] not in SAFE_METHODS)
         budget = open_budget()

@@ -7,9 +7,11 @@ import httpx2
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.routing import Mount, Route
 
+from app import main as main_module
 from app.api.routing import flatten_routes
-from app.main import app
+from app.main import app, create_app
 
 
 def _nested_app() -> FastAPI:
@@ -80,7 +82,16 @@ async def test_flat_routes_run_their_inclusions_dependencies_and_overrides(flat:
 def test_the_apps_api_routes_are_matched_directly() -> None:
     """No API route is left inside an included router, which FastAPI walks on every request."""
     for route in app.router.routes:
-        (context, *_) = list(iter_route_contexts([route])) or [None]
-        assert context is None or context.original_route is route, route
+        assert all(c.original_route is route for c in iter_route_contexts([route])), route
     paths = {getattr(r, "path", None) for r in app.router.routes}
     assert "/api/v1/recipes/{recipe_id}" in paths
+
+
+def test_the_apps_document_is_the_one_its_included_routers_describe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flat = create_app()
+    monkeypatch.setattr(main_module, "flatten_routes", lambda _: None)
+    nested = create_app()
+    assert any(not isinstance(route, APIRoute | Route | Mount) for route in nested.router.routes)
+    assert _schema(flat) == _schema(nested)
