@@ -2,6 +2,7 @@
 
 import asyncio
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,18 @@ def test_script_heads_follow_branches_and_merges_or_say_they_cannot(
     for script in scripts:
         _revision(tmp_path / "versions", *script)
     assert script_heads(tmp_path) == expected
+
+
+def test_importing_the_app_and_prestart_leaves_optional_libraries_unloaded() -> None:
+    """Start-up time: Alembic, redis-py, authlib, aiosmtplib, Jinja2 and joserfc load when used."""
+    lazy = ("alembic", "redis", "authlib", "aiosmtplib", "jinja2", "joserfc")
+    code = f"import sys, app.main, app.prestart; print(*[m for m in {lazy!r} if m in sys.modules])"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert loaded.stdout.split() == []
