@@ -31,7 +31,6 @@ from typing import Any  # noqa: E402
 import fakeredis  # noqa: E402
 import httpx2  # noqa: E402
 import pytest  # noqa: E402
-from redis.asyncio import Redis  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession  # noqa: E402
 
 from app.core import redis as redis_module  # noqa: E402
@@ -55,16 +54,15 @@ def fake_redis_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     if "TEST_REDIS_URL" in os.environ:
         return
 
-    class FakeOrRealRedis:
+    real = redis_module.create_redis
+
+    def fake_or_real(url: str, *, timeout: float) -> Any:
         """The fake for the suite's own URL; any other URL (say, a closed port) stays real."""
+        if url == TEST_REDIS_URL:
+            return fakeredis.FakeAsyncRedis.from_url(url)
+        return real(url, timeout=timeout)
 
-        @staticmethod
-        def from_url(url: str, **kwargs: Any) -> Any:
-            if url == TEST_REDIS_URL:
-                return fakeredis.FakeAsyncRedis.from_url(url)
-            return Redis.from_url(url, **kwargs)
-
-    monkeypatch.setattr(redis_module, "Redis", FakeOrRealRedis)
+    monkeypatch.setattr(redis_module, "create_redis", fake_or_real)
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
 """The HTML pages: newest recipes with search and paging, and a page per recipe."""
 
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from app.api.deps import ReadSessionDep, limit_per_ip
 from app.core.sso import sso_settings
@@ -14,10 +14,13 @@ from app.crud.crud_recipe import recipe as recipes
 from app.crud.pagination import MAX_ID, PageParams, decode_cursor
 from app.schemas.common import storable
 
+if TYPE_CHECKING:
+    from fastapi.templating import Jinja2Templates
+
 PAGE_SIZE = 20
 MAX_QUERY_LENGTH = 100
 
-templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 FAVICON = (Path(__file__).resolve().parent.parent / "static" / "favicon.ico").read_bytes()
 
 # The page runs a search per request, so it has a per-IP budget too.
@@ -31,6 +34,15 @@ router = APIRouter(
 def install(app: FastAPI) -> None:
     """Registers the pages (an optional slice: app/main.py lists it)."""
     app.include_router(router)
+
+
+@cache
+def templates() -> "Jinja2Templates":
+    # Made on first use: Jinja2 is the slowest library to load here, and a start (or an
+    # API-only instance) renders no page; the first page pays once, a few tens of ms.
+    from fastapi.templating import Jinja2Templates
+
+    return Jinja2Templates(directory=TEMPLATES)
 
 
 class BadPageInput(ValueError):
@@ -47,7 +59,7 @@ def _render(
         "sso_providers": sso_settings.enabled_providers,
         "sso_back": request.query_params.get("sso") == "done",
     }
-    return templates.TemplateResponse(request, template, context, status_code=status_code)
+    return templates().TemplateResponse(request, template, context, status_code=status_code)
 
 
 def _error(request: Request, status_code: int, title: str, message: str) -> HTMLResponse:

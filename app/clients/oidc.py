@@ -7,16 +7,16 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError
-from joserfc.jwk import KeySet
 
 from app import __version__
 from app.core.config import settings
 from app.core.sso import SsoProvider, SsoSettings, sso_settings
+
+if TYPE_CHECKING:
+    from joserfc.jwk import KeySet
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Metadata:
 
 @dataclass(slots=True)
 class _Keys:
-    keys: KeySet
+    keys: "KeySet"
     fetched_at: float
 
 
@@ -122,6 +122,10 @@ class OidcClient:
     ) -> dict[str, Any]:
         """The claims of a valid ID token: signed by one of the provider's keys with one of its
         asymmetric algorithms, from its issuer, for this client, current, with this nonce."""
+        # Imported on first use (here and in _parse_keys): most starts see no SSO sign-in.
+        from joserfc import jwt
+        from joserfc.errors import InvalidKeyIdError, JoseError
+
         metadata = await self.metadata(provider)
         keys = await self._key_set(provider, metadata)
         try:
@@ -160,7 +164,7 @@ class OidcClient:
 
     async def _key_set(
         self, provider: SsoProvider, metadata: Metadata, *, rotated: bool = False
-    ) -> KeySet:
+    ) -> "KeySet":
         async with self._lock:
             cached = self._keys.get(provider.name)
             now = time.monotonic()
@@ -232,7 +236,10 @@ def _parse_metadata(document: dict[str, Any], provider: SsoProvider) -> Metadata
     )
 
 
-def _parse_keys(document: dict[str, Any]) -> KeySet:
+def _parse_keys(document: dict[str, Any]) -> "KeySet":
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
+
     raw = document.get("keys")
     if not isinstance(raw, list):
         raise ProviderDown("the key set has no keys")

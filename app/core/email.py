@@ -8,8 +8,6 @@ import logging
 from email.message import EmailMessage
 from typing import Any
 
-import aiosmtplib
-
 from app.core import mail
 from app.core.config import Settings, settings
 
@@ -42,6 +40,9 @@ async def send_email(*, to: str, subject: str, text: str, config: Settings = set
         else:
             logger.warning("SMTP_HOST is not set; an email (%r) was not sent", subject)
         return False
+    # Imported on first use: only a configured SMTP server needs the client.
+    import aiosmtplib
+
     implicit_tls = config.SMTP_TLS and config.SMTP_PORT == IMPLICIT_TLS_PORT
     await aiosmtplib.send(
         message,

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +22,12 @@ class RedisUnavailable(Exception):
 
 
 def create_redis(url: str, *, timeout: float) -> "Redis":
+    # Imported on first use: redis-py takes about a tenth of a second to load, and a service
+    # without REDIS_URL (or prestart) never needs it.
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     # No retries: every caller degrades on failure (a cache miss, an in-memory count) instead.
     return Redis.from_url(
         url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
@@ -75,7 +80,11 @@ class RedisStore:
         cooldown: float,
         clock: Clock = time.monotonic,
     ) -> None:
+        from redis.exceptions import RedisError
+
         self.client = client
+        # What call() turns into RedisUnavailable; redis-py is loaded once a client exists.
+        self._failures = (RedisError, OSError, TimeoutError)
         self.prefix = prefix
         self.timeout = timeout
         self.breaker = Breaker(cooldown, clock)
@@ -133,7 +142,7 @@ class RedisStore:
         try:
             async with deadline:
                 yield
-        except (RedisError, OSError, TimeoutError) as exc:
+        except self._failures as exc:
             if deadline.expired() and left < self.timeout:
                 # Cut short by a nearly spent request budget: a slow request, not a slow Redis.
                 raise RedisUnavailable("this request's Redis budget is spent") from exc

@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import jwt
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import crud
@@ -159,6 +158,10 @@ async def start(oidc: OidcClient, provider: SsoProvider, *, redirect_uri: str) -
     except (ProviderDown, ProviderRefused) as exc:
         logger.warning("provider %s: discovery failed: %s", provider.name, exc)
         raise ProviderUnavailable from exc
+    # Imported on first use: authlib's OAuth 2 package loads for a while, and most starts
+    # never see an SSO sign-in.
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
     query = urlencode(
         {
             "response_type": "code",

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.redis import create_redis
+from app.core import redis as redis_module
 from app.main import create_app
 from app.models import User
 from tests.utils.recipe import create_random_recipe
@@ -25,7 +25,7 @@ async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test's own on the shared Redis, deleted afterwards."""
     prefix = f"test-{secrets.token_hex(6)}:"
     yield prefix
-    client = create_redis(redis_url, timeout=1.0)
+    client = redis_module.create_redis(redis_url, timeout=1.0)
     try:
         keys = [key async for key in client.scan_iter(f"{prefix}*")]
         if keys:
@@ -48,7 +48,7 @@ async def test_two_instances_never_serve_a_stale_recipe(
         first = await _instance(stack, db)
         second = await _instance(stack, db)
         assert (await first.get(path)).json()["label"] == "Before"
-        redis = create_redis(redis_url, timeout=1.0)
+        redis = redis_module.create_redis(redis_url, timeout=1.0)
         try:
             assert await redis.get(f"{redis_prefix}recipe:{recipe.id}") is not None
             patched = await second.patch(
@@ -73,7 +73,7 @@ async def test_cache_serves_hits_without_the_database(
     async with AsyncExitStack() as stack:
         client = await _instance(stack, db)
         await client.get(f"/api/v1/recipes/{recipe.id}")
-        redis = create_redis(redis_url, timeout=1.0)
+        redis = redis_module.create_redis(redis_url, timeout=1.0)
         try:
             key = f"{redis_prefix}recipe:{recipe.id}"
             cached = await redis.get(key)

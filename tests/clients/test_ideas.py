@@ -24,8 +24,9 @@ from app.clients.ideas import (
     open_ideas_client,
     retry_after,
 )
+from app.core import redis as redis_module
 from app.core.cache import Cache, MemoryCache, RedisCache
-from app.core.redis import RedisStore, create_redis
+from app.core.redis import RedisStore
 from tests.conftest import TEST_REDIS_URL
 from tests.utils.idea import SUBREDDITS, IdeaStub, Reply, listing, post
 
@@ -421,7 +422,7 @@ async def redis_prefix() -> AsyncIterator[str]:
     """A key prefix no one else uses on the shared Redis; its keys are deleted afterwards."""
     prefix = f"recipe-service-tests:{secrets.token_hex(8)}:"
     yield prefix
-    redis = create_redis(REDIS_URL, timeout=1.0)
+    redis = redis_module.create_redis(REDIS_URL, timeout=1.0)
     try:
         keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
         if keys:
