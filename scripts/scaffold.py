@@ -586,7 +586,7 @@ from fastapi import APIRouter, Query, status
 
 from app.api.cache_policy import public_cache
 from app.api.deps import (
-    CurrentUser,
+    Caller,
     PageDep,
     ReadSessionDep,
     SessionDep,
@@ -698,7 +698,7 @@ my_router = APIRouter(prefix="/users/me", tags=["users"])
 
 
 @my_router.get("/${names}", responses=errors(401), response_model=${Name}Page)
-async def read_my_${names}(db: SessionDep, user: CurrentUser, page: PageDep) -> Page[${Name}]:
+async def read_my_${names}(db: ReadSessionDep, user: Caller, page: PageDep) -> Page[${Name}]:
     """The ones you own, newest first."""
     return await ${names}.paginate_by_${owner}(db, page, ${owner}=user.id)
 

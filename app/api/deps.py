@@ -23,6 +23,7 @@ from app.core.redis import RedisStore
 from app.core.security import (
     SCOPE_USERS_ADMIN,
     SCOPES,
+    AccessClaims,
     InvalidTokenError,
     client_gone,
     declare_scope,
@@ -90,14 +91,8 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
-async def get_current_user(
-    security_scopes: SecurityScopes, db: SessionDep, token: TokenDep
-) -> User:
-    """The active user the bearer token names, loaded fresh so a deactivation applies at once.
-
-    The token must carry every scope the route declares, and the user must still be entitled to
-    it, so demoting a superuser takes effect at once too.
-    """
+def _claims(token: str | None) -> AccessClaims:
+    """The bearer token's claims, or 401."""
     if not token:
         raise _unauthorized("Not authenticated")
     try:
@@ -106,7 +101,11 @@ async def get_current_user(
         raise _unauthorized("Could not validate credentials") from exc
     if not claims.subject.isdigit() or not 1 <= int(claims.subject) <= MAX_ID:
         raise _unauthorized("Could not validate credentials")
-    user = await crud.user.get(db, int(claims.subject))
+    return claims
+
+
+def _authorize(security_scopes: SecurityScopes, claims: AccessClaims, user: User | None) -> User:
+    """The user the claims name, if still active and entitled to every scope the route declares."""
     # A raised token_version (logout-all, password change or reset) ends older access tokens.
     if user is None or not user.is_active or claims.version != user.token_version:
         raise _unauthorized("Could not validate credentials")
@@ -120,8 +119,39 @@ async def get_current_user(
     return user
 
 
+def token_user_id(token: str | None) -> int:
+    """The id of the user a valid bearer token names (401 otherwise), without reading the user:
+    for a dependency of a route that checks the user already."""
+    return int(_claims(token).subject)
+
+
+async def get_current_user(
+    security_scopes: SecurityScopes, db: SessionDep, token: TokenDep
+) -> User:
+    """The active user the bearer token names, loaded fresh so a deactivation applies at once.
+
+    The token must carry every scope the route declares, and the user must still be entitled to
+    it, so demoting a superuser takes effect at once too.
+    """
+    claims = _claims(token)
+    return _authorize(security_scopes, claims, await crud.user.get(db, int(claims.subject)))
+
+
+async def get_caller(
+    security_scopes: SecurityScopes, reads: ReadSessionDep, token: TokenDep
+) -> User:
+    """get_current_user's checks, with the user read in one statement outside any transaction
+    (see ReadSession): a row to read, not a model to change. For read-only routes that serve
+    from ReadSession too, so the request never holds two pooled connections at once; a write
+    route checks its user in its own transaction (get_current_user)."""
+    claims = _claims(token)
+    return _authorize(security_scopes, claims, await crud.user.get(reads, int(claims.subject)))
+
+
 # Logged in, with any scopes: enough for your own account.
 CurrentUser = Annotated[User, Security(get_current_user)]
+# The same, read-only (see get_caller): for routes that only need who is calling.
+Caller = Annotated[User, Security(get_caller)]
 
 
 def scoped_user(scope: str, description: str) -> Any:
@@ -132,6 +162,8 @@ def scoped_user(scope: str, description: str) -> Any:
     model = oauth2_scheme.model
     if isinstance(model, OAuth2) and model.flows.password is not None:
         model.flows.password.scopes[scope] = description
+    # Writes read the user in their own transaction: a second connection for it would hold
+    # SQLite's write lock (their transactions begin with it) against the write itself.
     return Security(get_current_user, scopes=[scope])
 
 

@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import CurrentUser, SessionDep
+from app.api.deps import SessionDep, TokenDep, token_user_id
 from app.services import idempotency
 from app.services.errors import IdempotencyKeyReused
 
@@ -49,7 +49,9 @@ async def get_idempotent_request(
     request: Request,
     response: Response,
     db: SessionDep,
-    user: CurrentUser,
+    # Not the user: the route checks it already, under its own scopes (a second check would
+    # run again, as FastAPI caches a dependency per scope set). The key needs only the id.
+    token: TokenDep,
     key: Annotated[
         str | None,
         Header(
@@ -72,7 +74,7 @@ async def get_idempotent_request(
     # The draft sends the key as a structured-field string: quoted; a bare one is the same.
     key = key.removeprefix('"').removesuffix('"')
     attempt = idempotency.Attempt(
-        user_id=user.id,
+        user_id=token_user_id(token),
         key_hash=_sha256(f"{request.method} {route.path}\0{key}".encode()),
         request_hash=_sha256(await request.body()),
     )
@@ -82,7 +84,8 @@ async def get_idempotent_request(
 def idempotent(
     handler: Callable[P, Awaitable[R]],
 ) -> Callable[..., Awaitable[R | Response]]:
-    """Make a route honour Idempotency-Key: `@idempotent` under the route's decorator."""
+    """Make a route honour Idempotency-Key: `@idempotent` under the route's decorator, on a route
+    whose own dependencies check the user (the key is theirs)."""
 
     @functools.wraps(handler)
     async def endpoint(*args: Any, **kwargs: Any) -> R | Response:

@@ -7,10 +7,14 @@ import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from app import crud
 from app.api.deps import get_cache
+from app.core.cache import NoCache
+from app.core.config import settings
 from app.crud.crud_recipe import recipe as recipes
 from app.crud.pagination import MAX_ID, encode_cursor
-from app.db.session import make_sessionmaker
+from app.db import session as session_module
+from app.db.session import ReadSession, make_engine, make_read_engine, make_sessionmaker
 from app.main import app
 from app.models import User
 from app.models.recipe import Recipe
@@ -421,3 +425,89 @@ async def test_read_my_recipes_lists_only_mine(
 
 async def test_read_my_recipes_anonymous_is_401(client: httpx2.AsyncClient) -> None:
     assert (await client.get(MY_RECIPES)).status_code == 401
+
+
+CALLER_ROUTES = [("GET", MY_RECIPES, None), ("POST", RECIPES, NEW_RECIPE)]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), CALLER_ROUTES)
+@pytest.mark.parametrize("change", ["deactivated", "token_version", "deleted"])
+async def test_own_list_and_create_refuse_a_changed_user_at_once(
+    client: httpx2.AsyncClient,
+    db: AsyncSession,
+    normal_user: User,
+    method: str,
+    path: str,
+    body: dict[str, str] | None,
+    change: str,
+) -> None:
+    headers = auth_headers(normal_user.id)
+    assert (await client.request(method, path, json=body, headers=headers)).is_success
+    if change == "deleted":
+        await crud.user.remove(db, normal_user)
+    else:
+        changes: dict[str, dict[str, Any]] = {
+            "deactivated": {"is_active": False},
+            "token_version": {"token_version": 1},
+        }
+        await crud.user.update(db, normal_user, changes[change])
+    response = await client.request(method, path, json=body, headers=headers)
+    assert response.status_code == 401
+
+
+async def _served_by_one_connection(url: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    # One pooled connection for the whole app (PostgreSQL): a request that held two at once
+    # would wait for itself until the pool timeout (503).
+    one = {"DB_POOL_SIZE": 1, "DB_MAX_OVERFLOW": 0, "DB_POOL_TIMEOUT": 5}
+    engine = make_engine(url, settings.model_copy(update=one))
+    monkeypatch.setattr(session_module, "SessionLocal", make_sessionmaker(engine))
+    monkeypatch.setattr(session_module, "_reads", ReadSession(make_read_engine(engine)))
+    async with make_sessionmaker(engine)() as db:
+        user = await create_random_user(db)
+        await db.commit()
+        headers = auth_headers(user.id)
+    app.dependency_overrides[get_cache] = NoCache
+    try:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as http:
+            created = await http.post(RECIPES, json=NEW_RECIPE, headers=headers)
+            path = f"{RECIPES}/{created.json()['id']}"
+            answers = await asyncio.gather(
+                *(http.get(MY_RECIPES, headers=headers) for _ in range(4)),
+                *(http.post(RECIPES, json=NEW_RECIPE, headers=headers) for _ in range(4)),
+                http.patch(path, json={"label": "Changed"}, headers=headers),
+            )
+            mine = await http.get(MY_RECIPES, headers=headers)
+    finally:
+        app.dependency_overrides.clear()
+        await engine.dispose()
+    assert len(mine.json()["items"]) == 5
+    return [created.status_code, *(a.status_code for a in answers)]
+
+
+def test_caller_routes_hold_one_pooled_connection_at_a_time(
+    fresh_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller is read on the app's own read path (a row, not a model), its connection
+    returned before the route's work takes one."""
+    migrate(fresh_database_url)
+    statuses = asyncio.run(_served_by_one_connection(fresh_database_url, monkeypatch))
+    assert statuses == [201, *[200] * 4, *[201] * 4, 200]
+
+
+async def test_create_recipe_reads_the_caller_once(
+    client: httpx2.AsyncClient, normal_user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The idempotency dependency takes the id from the token, not a second user check.
+    reads: list[int] = []
+    get = crud.user.get
+
+    async def counted(db: Any, id: int) -> User | None:
+        reads.append(id)
+        return await get(db, id)
+
+    monkeypatch.setattr(crud.user, "get", counted)
+    headers = {**auth_headers(normal_user.id), "Idempotency-Key": "once"}
+    response = await client.post(RECIPES, json=NEW_RECIPE, headers=headers)
+    assert response.status_code == 201
+    assert reads == [normal_user.id]
