@@ -258,54 +258,27 @@ async def start_service(
     return await start(f"service W={workers}", cmd, env, port, log, cwd=root)
 
 
+def uvicorn_cmd(cores: str, app: str, port: int, workers: int, *flags: str) -> list[str]:
+    """uvicorn serving `app` on core(s) `cores`, quiet (warnings only, no access log)."""
+    return [
+        *("taskset", "-c", cores, str(BIN / "python"), "-m", "uvicorn", app),
+        *("--host", HOST, "--port", str(port), "--workers", str(workers), *flags),
+        *("--log-level", "warning", "--no-access-log"),
+    ]
+
+
 async def start_baseline(dsn: str, secret: str, workers: int, cores: str, tmp: Path) -> Server:
     port = free_port()
     env = dict(os.environ, BENCH_DSN=dsn, BENCH_SECRET_KEY=secret)
-    cmd = [
-        "taskset",
-        "-c",
-        cores,
-        str(BIN / "python"),
-        "-m",
-        "uvicorn",
-        "bench.baseline:app",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    cmd = uvicorn_cmd(cores, "bench.baseline:app", port, workers)
     return await start(f"baseline W={workers}", cmd, env, port, tmp / f"baseline-{port}.log")
 
 
 async def start_hello(cores: str, tmp: Path) -> Server:
     """The hello floor, with the service's server flags (see run.sh), one worker."""
     port = free_port()
-    cmd = [
-        "taskset",
-        "-c",
-        cores,
-        str(BIN / "python"),
-        "-m",
-        "uvicorn",
-        "bench.hello:app",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--proxy-headers",
-        "--http",
-        "app.server:BoundedHttpToolsProtocol",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    flags = ("--proxy-headers", "--http", "app.server:BoundedHttpToolsProtocol")
+    cmd = uvicorn_cmd(cores, "bench.hello:app", port, 1, *flags)
     return await start(
         "hello", cmd, dict(os.environ), port, tmp / f"hello-{port}.log", ready_path="/"
     )
