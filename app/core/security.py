@@ -6,12 +6,13 @@ import hashlib
 import os
 import secrets
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -28,6 +29,11 @@ ACCESS_TOKEN_TYPE = "access"
 BCRYPT_MAX_BYTES = 72
 # Ours are a few hundred characters; anything far longer is refused before it is parsed.
 MAX_TOKEN_LENGTH = 2048
+# Seconds of clock skew allowed on a token's times.
+TOKEN_LEEWAY_SECONDS = 10
+# Access tokens whose signature and claims were checked, kept to skip the check on their next
+# use (a client sends one token with many requests); about 1 KiB each.
+VERIFIED_TOKENS_KEPT = 4096
 HASH_THREAD_NICE = 19
 
 T = TypeVar("T")
@@ -224,19 +230,39 @@ def create_access_token(
 
 
 def decode_access_token(token: str) -> AccessClaims:
-    """Return the subject and scopes of a valid access token, or raise InvalidTokenError."""
+    """Return the subject and scopes of a valid access token, or raise InvalidTokenError.
+
+    A token verified before is not verified again (its signature and claims cannot have
+    changed), but its expiry is checked on every use."""
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidTokenError("token too long")
+    claims, expires = _verified(
+        token, settings.secret_key, settings.JWT_ISSUER, settings.JWT_AUDIENCE
+    )
+    if expires <= _clock() - TOKEN_LEEWAY_SECONDS:
+        raise InvalidTokenError("Signature has expired")
+    return claims
+
+
+def _clock() -> float:
+    return time.time()
+
+
+@lru_cache(maxsize=VERIFIED_TOKENS_KEPT)
+def _verified(token: str, key: str, issuer: str, audience: str) -> tuple[AccessClaims, float]:
+    """The claims of a token signed with the key for that issuer and audience, and when it
+    expires; raises if invalid (an invalid token is not kept). Keyed by all four, so a new key
+    (or a renamed deployment) ends every token at once."""
     try:
         payload = jwt.decode(
             token,
-            settings.secret_key,
+            key,
             algorithms=[ALGORITHM],
-            issuer=settings.JWT_ISSUER,
-            audience=settings.JWT_AUDIENCE,
+            issuer=issuer,
+            audience=audience,
             # Tokens made before iss and aud were set carry neither: they are refused.
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-            leeway=10,
+            leeway=TOKEN_LEEWAY_SECONDS,
         )
     except jwt.PyJWTError as exc:
         raise InvalidTokenError(str(exc)) from exc
@@ -251,7 +277,8 @@ def decode_access_token(token: str) -> AccessClaims:
     version = payload.get("ver", 0)
     if type(version) is not int:
         raise InvalidTokenError("ver must be an integer")
-    return AccessClaims(subject=subject, scopes=frozenset(scope.split()), version=version)
+    claims = AccessClaims(subject=subject, scopes=frozenset(scope.split()), version=version)
+    return claims, float(payload["exp"])
 
 
 def new_opaque_token() -> str:

@@ -2,11 +2,14 @@
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import bcrypt
 import jwt
 import pytest
+from pydantic import SecretStr
 
 from app.core import security
 from app.core.config import settings
@@ -131,6 +134,49 @@ def test_decode_access_token_rejects_alg_none() -> None:
     ).decode()
     with pytest.raises(InvalidTokenError):
         decode_access_token(f"{header}.{body}.")
+
+
+def test_a_verified_token_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The second use is answered from the verified tokens kept, which must still check expiry.
+    token = _forge(_claims(exp=datetime.now(UTC) + timedelta(seconds=30)))
+    assert decode_access_token(token).subject == "1"
+    later = time.time() + 30 + security.TOKEN_LEEWAY_SECONDS + 1
+    monkeypatch.setattr(security, "_clock", lambda: later)
+    with pytest.raises(InvalidTokenError, match="expired"):
+        decode_access_token(token)
+
+
+@pytest.mark.parametrize("setting", ["SECRET_KEY", "JWT_ISSUER", "JWT_AUDIENCE"])
+def test_a_verified_token_is_refused_after_the_key_or_names_change(
+    monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    token = create_access_token(7)
+    assert decode_access_token(token).subject == "7"
+    value = "another-value-of-sufficient-length-0123456789"
+    monkeypatch.setattr(settings, setting, SecretStr(value) if setting == "SECRET_KEY" else value)
+    with pytest.raises(InvalidTokenError):
+        decode_access_token(token)
+
+
+def test_a_token_is_verified_once_and_an_invalid_one_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    real = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    good = create_access_token(8)
+    bad = _forge(_claims(), key="another-key-of-sufficient-length-123456")
+    for _ in range(3):
+        assert decode_access_token(good).subject == "8"
+        with pytest.raises(InvalidTokenError):
+            decode_access_token(bad)
+    assert calls.count(good) == 1
+    assert calls.count(bad) == 3
 
 
 @pytest.mark.parametrize(
