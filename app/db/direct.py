@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Numeric, Select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 # Compiled statements kept, by statement object: the repositories build theirs once, so this
@@ -128,4 +128,22 @@ class DirectReader:
         # Back to the pool without a greenlet: its reset would only roll back a transaction
         # SQLAlchemy began, and none was (the driver ran the one statement in autocommit).
         pooled.close()
+        return [plan.make(record) for record in records]
+
+    @staticmethod
+    async def fetch_on(
+        connection: AsyncConnection, plan: Plan, params: Mapping[str, Any] | None
+    ) -> list[tuple[Any, ...]]:
+        """The rows, read on a connection a session holds; DirectReadFailed if the read failed
+        (the caller then reads through the connection, which reports a dead one as usual).
+
+        SQLAlchemy's driver adapter sends BEGIN with the connection's first statement of its
+        own, so a read before any lands outside the transaction: the same rows under READ
+        COMMITTED, where each statement sees what was committed before it."""
+        arguments = plan.arguments(params)
+        try:
+            driver: Any = (await connection.get_raw_connection()).driver_connection
+            records = await driver.fetch(plan.sql, *arguments)
+        except Exception as exc:
+            raise DirectReadFailed from exc
         return [plan.make(record) for record in records]

@@ -154,16 +154,19 @@ class ReadSession:
     relationships. On PostgreSQL such reads run straight on the asyncpg driver (app.db.direct),
     each statement compiled once: build statements once, with bindparam() for what changes.
     Anything else runs through SQLAlchemy Core. A connection found dead is retried once on a
-    fresh one. Over an AsyncSession (tests) it reads through that session instead.
+    fresh one. Over an AsyncSession (tests) it reads through that session instead, as model
+    objects; `reads_in` gives rows read the same way on a session's own connection.
     """
 
-    __slots__ = ("_bind", "_direct")
+    __slots__ = ("_bind", "_direct", "_rows")
 
-    def __init__(self, bind: AsyncSession | AsyncEngine) -> None:
+    def __init__(self, bind: AsyncSession | AsyncEngine, *, rows: bool = False) -> None:
         self._bind = bind
+        engine = bind.bind if isinstance(bind, AsyncSession) else bind
+        self._rows = rows or not isinstance(bind, AsyncSession)
         self._direct = (
-            DirectReader(bind)
-            if isinstance(bind, AsyncEngine) and bind.dialect.driver == "asyncpg"
+            _direct_reader(engine)
+            if self._rows and isinstance(engine, AsyncEngine) and engine.dialect.driver == "asyncpg"
             else None
         )
 
@@ -193,23 +196,26 @@ class ReadSession:
         """Rows of a select of whole rows' columns, directly when the statement allows it."""
         if self._direct is not None and (plan := self._direct.plan(statement)) is not None:
             try:
+                if isinstance(self._bind, AsyncSession):
+                    connection = await self._bind.connection()
+                    return await DirectReader.fetch_on(connection, plan, params)
                 return await self._direct.fetch(plan, params)
             except DirectReadFailed:
                 pass  # SQLAlchemy tells a dead connection from a bad statement, and retries
         return (await self._execute(statement, params)).all()
 
     async def get(self, entity: type[T], ident: int) -> T | None:
-        if isinstance(self._bind, AsyncSession):
-            return await self._bind.get(entity, ident)
+        if not self._rows:
+            return await cast(AsyncSession, self._bind).get(entity, ident)
         table = cast(Table, entity.__table__)  # type: ignore[attr-defined]
         rows = await self._entity_rows(_by_primary_key(table), {"ident": ident})
         return cast(T | None, rows[0] if rows else None)
 
-    async def _rows(
+    async def _rows_of(
         self, statement: Select[Any], params: Mapping[str, Any] | None = None
     ) -> Sequence[Any]:
-        if isinstance(self._bind, AsyncSession):
-            return (await self._bind.scalars(statement, params)).all()
+        if not self._rows:
+            return (await cast(AsyncSession, self._bind).scalars(statement, params)).all()
         rows = _as_rows(statement)
         if rows is None:
             return (await self._execute(statement, params)).scalars().all()
@@ -218,14 +224,27 @@ class ReadSession:
     async def scalar(
         self, statement: Select[T], params: Mapping[str, Any] | None = None
     ) -> T | None:
-        rows = await self._rows(statement, params)
+        rows = await self._rows_of(statement, params)
         return cast(T | None, rows[0] if rows else None)
 
     async def scalars(
         self, statement: Select[T], params: Mapping[str, Any] | None = None
     ) -> ScalarResult[T]:
         # Answers .all() and .first() as the ScalarResult of an AsyncSession does.
-        return cast(ScalarResult[T], _Rows(await self._rows(statement, params)))
+        return cast(ScalarResult[T], _Rows(await self._rows_of(statement, params)))
+
+
+def reads_in(session: AsyncSession) -> ReadSession:
+    """Reads on the session's own connection, in its transaction, that give rows as ReadSession
+    does: for a write route's checks, which need no model object to change (on PostgreSQL they
+    run on the driver directly, see DirectReader.fetch_on)."""
+    return ReadSession(session, rows=True)
+
+
+@lru_cache(maxsize=8)
+def _direct_reader(engine: AsyncEngine) -> DirectReader:
+    # One per engine, so its compiled statements serve every ReadSession over it.
+    return DirectReader(engine)
 
 
 class _Rows(list[Any]):

@@ -3,6 +3,7 @@ direct read answers exactly what SQLAlchemy's would."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import Numeric, bindparam, column, delete, event, select, table, text
@@ -14,7 +15,13 @@ from app.crud.crud_recipe import recipe as recipes
 from app.crud.pagination import PageParams
 from app.db import direct
 from app.db.direct import DirectReader, compile_plan
-from app.db.session import ReadSession, make_engine, make_read_engine, make_sessionmaker
+from app.db.session import (
+    ReadSession,
+    make_engine,
+    make_read_engine,
+    make_sessionmaker,
+    reads_in,
+)
 from app.models import User
 from app.models.recipe import Recipe
 from tests.conftest import TEST_DATABASE_URL
@@ -130,3 +137,42 @@ async def test_a_failed_direct_read_is_reported_by_sqlalchemy(pg_engine: AsyncEn
     assert len(invalidated) == 2  # one per direct attempt; SQLAlchemy's keeps its healthy one
     # The pool hands out healthy connections afterwards: a direct read still answers.
     assert await reads.get(Recipe, 2**31 - 1) is None
+
+
+async def test_reads_in_a_session_give_rows_of_its_own_transaction(database_url: str) -> None:
+    """A write route's checks: rows, read on the request's connection, seeing what its
+    transaction wrote but has not committed; on both databases."""
+    engine = make_engine(database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            user = await create_random_user(session)
+            row: Any = await reads_in(session).get(User, user.id)
+            assert row is not None
+            assert not isinstance(row, User)  # a row to read, not a model to change
+            assert (row.id, row.email, row.token_version) == (user.id, user.email, 0)
+            assert await reads_in(session).get(User, 2**31 - 1) is None
+            await session.rollback()
+            assert await reads_in(session).get(User, user.id) is None
+    finally:
+        await engine.dispose()
+
+
+@needs_postgres
+async def test_reads_in_a_session_run_directly_and_fall_back_to_sqlalchemy(
+    pg_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executed: list[str] = []
+    event.listen(pg_engine.sync_engine, "before_cursor_execute", lambda *a: executed.append(a[2]))
+    async with make_sessionmaker(pg_engine)() as session:
+        user = await create_random_user(session)
+        executed.clear()
+        assert (await reads_in(session).get(User, user.id)).email == user.email  # type: ignore[union-attr]
+        assert executed == []  # straight on the driver
+
+        async def failing(*_: object) -> None:
+            raise direct.DirectReadFailed
+
+        monkeypatch.setattr(DirectReader, "fetch_on", failing)
+        assert (await reads_in(session).get(User, user.id)).email == user.email  # type: ignore[union-attr]
+        assert len(executed) == 1  # read again through SQLAlchemy, in the same transaction
+        await session.rollback()

@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Mount, Route
 
 from app.api.cache_policy import CachePolicy
-from app.api.deps import Ownership, get_caller, get_current_superuser, get_current_user
+from app.api.deps import (
+    Ownership,
+    get_caller,
+    get_current_superuser,
+    get_current_user,
+    get_writer,
+)
 from app.core.config import settings
 from app.core.security import entitled_scopes
 from app.db.base_class import Base
@@ -121,7 +127,7 @@ def endpoints(application: FastAPI) -> list[Endpoint]:
                     path,
                     route,
                     scopes=frozenset(scopes),
-                    login=bool({get_current_user, get_caller} & calls),
+                    login=bool({get_current_user, get_caller, get_writer} & calls),
                     superuser=get_current_superuser in calls,
                     ownership=next((m for m in marks if isinstance(m, Ownership)), None),
                     public_cache=isinstance(

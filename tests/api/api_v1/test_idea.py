@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app.api.api_v1.endpoints.idea import UNAVAILABLE, get_ideas_client
-from app.api.deps import get_current_user
+from app.api.deps import get_current_user, get_writer
 from app.clients.ideas import IdeasClient, IdeasError, open_ideas_client
 from app.core.cache import MemoryCache, RedisCache
 from app.core.config import Settings, settings
@@ -200,6 +200,7 @@ async def test_read_ideas_twenty_concurrent_calls_fetch_each_subreddit_once(
         app.dependency_overrides[get_ideas_client] = lambda: ideas
         # The test's one database session cannot serve 20 requests at once; auth has its own tests.
         app.dependency_overrides[get_current_user] = lambda: normal_user
+        app.dependency_overrides[get_writer] = lambda: normal_user
 
         async def idle_session() -> AsyncIterator[AsyncSession]:
             # One session per request, which runs no SQL here (auth is overridden above).
@@ -478,6 +479,7 @@ async def test_lifespan_opens_the_ideas_client_and_closes_it(idea_stub: IdeaStub
             application.state.ideas = stubbed
             user = User(id=1, email="cook@example.com", is_active=True)
             application.dependency_overrides[get_current_user] = lambda: user
+            application.dependency_overrides[get_writer] = lambda: user
             transport = httpx2.ASGITransport(app=application)
             async with httpx2.AsyncClient(transport=transport, base_url="http://test") as c:
                 response = await c.get(IDEAS, params={"limit": 1})
