@@ -664,7 +664,7 @@ async def create_${name}(
     db: SessionDep, user: ${Name}Writer, ${name}_in: ${Name}Create
 ) -> ${Name}Read:
     """Add one; the caller owns it. With an Idempotency-Key, a retry gets the first answer."""
-${parent_check}    ${name} = await ${names}.add(db, ${Name}(**${name}_in.model_dump(), ${owner}=user.id))
+${parent_check}    ${name} = await ${names}.insert(db, {**${name}_in.model_dump(), "${owner}": user.id})
     return ${Name}Read.model_validate(${name})
 
 

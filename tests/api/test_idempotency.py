@@ -3,6 +3,7 @@ second row; another body is 422; a duplicate while the first runs is 409; per us
 
 import asyncio
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -115,15 +116,15 @@ async def test_failed_write_keeps_no_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     key = secrets.token_hex(16)
-    add = recipes.add
+    insert = recipes.insert
 
     async def refuse(*_: Any, **__: Any) -> Recipe:
         raise Conflict
 
-    monkeypatch.setattr(recipes, "add", refuse)
+    monkeypatch.setattr(recipes, "insert", refuse)
     failed = await client.post(RECIPES, json=_body(), headers=_headers(normal_user, key))
     assert failed.status_code == 409
-    monkeypatch.setattr(recipes, "add", add)
+    monkeypatch.setattr(recipes, "insert", insert)
     # Rolled back with the write: the retry runs.
     retry = await client.post(RECIPES, json=_body(), headers=_headers(normal_user, key))
     assert retry.status_code == 201
@@ -162,17 +163,17 @@ async def _duplicate_while_the_first_runs(url: str) -> tuple[int, httpx2.Respons
         user = await _user(sessions)
         headers = _headers(user, secrets.token_hex(16))
         entered, release = asyncio.Event(), asyncio.Event()
-        add = recipes.add
+        insert = recipes.insert
 
-        async def slow_add(db: AsyncSession, obj: Recipe) -> Recipe:
+        async def slow_insert(db: AsyncSession, values: Mapping[str, Any]) -> Recipe:
             entered.set()
             await release.wait()
-            return await add(db, obj)
+            return await insert(db, values)
 
-        recipes.add = slow_add  # type: ignore[method-assign]
+        recipes.insert = slow_insert  # type: ignore[method-assign]
         try:
             first = asyncio.create_task(http.post(RECIPES, json=_body(), headers=headers))
-            await entered.wait()
+            await asyncio.wait_for(entered.wait(), 30)  # fails, not hangs, without insert()
             second = asyncio.create_task(http.post(RECIPES, json=_body(), headers=headers))
             # PostgreSQL answers the duplicate at once; SQLite makes it wait for the write lock.
             done, _ = await asyncio.wait({second}, timeout=2.0)
@@ -180,7 +181,7 @@ async def _duplicate_while_the_first_runs(url: str) -> tuple[int, httpx2.Respons
             release.set()
             answered = await first
         finally:
-            recipes.add = add  # type: ignore[method-assign]
+            recipes.insert = insert  # type: ignore[method-assign]
         late = await second
         assert answered.status_code == 201, answered.text
         assert late.status_code in {201, 409}

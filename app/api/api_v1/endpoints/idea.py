@@ -20,7 +20,6 @@ from app.core.cache import RedisCache
 from app.core.config import settings
 from app.crud.crud_recipe import recipe as recipes
 from app.db.session import commit_early
-from app.models.recipe import Recipe
 from app.schemas.idea import IdeaFeed, IdeaImport
 from app.schemas.recipe import RecipeCreate, RecipeRead
 
@@ -105,5 +104,5 @@ async def import_idea(
     recipe_in = RecipeCreate.model_validate(
         {"label": idea.title[:LABEL_MAX_LENGTH], "source": f"r/{subreddit}", "url": url}
     )
-    recipe = await recipes.add(db, Recipe(**recipe_in.model_dump(), submitter_id=user.id))
+    recipe = await recipes.insert(db, {**recipe_in.model_dump(), "submitter_id": user.id})
     return RecipeRead.model_validate(recipe)

@@ -120,7 +120,7 @@ async def read_recipe(db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId) 
 async def create_recipe(db: SessionDep, user: RecipeWriter, recipe_in: RecipeCreate) -> RecipeRead:
     """Submit a recipe; the caller is its submitter. With an Idempotency-Key, a retry gets the
     first answer instead of a second recipe."""
-    recipe = await recipes.add(db, Recipe(**recipe_in.model_dump(), submitter_id=user.id))
+    recipe = await recipes.insert(db, {**recipe_in.model_dump(), "submitter_id": user.id})
     return RecipeRead.model_validate(recipe)
 
 
