@@ -1,6 +1,8 @@
 """Recipe data access, and through it the repository base: add, get, update, remove, keyset
 pages and search."""
 
+from typing import Any
+
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +26,23 @@ async def test_create_and_get_recipe(db: AsyncSession) -> None:
     assert (stored.label, stored.source, stored.url) == ("Soup", "Gran", "https://example.com/soup")
     assert stored.submitter_id == user.id
     assert stored.created_at.tzinfo is not None
+
+
+async def test_insert_gives_the_stored_row_with_its_defaults(db: AsyncSession) -> None:
+    user = await create_random_user(db)
+    values = {"label": "Stew", "source": "Gran", "url": "https://example.com/stew"}
+    row: Any = await recipes.insert(db, {**values, "submitter_id": user.id})
+    assert not isinstance(row, Recipe)  # a row to read; nothing for the session to track
+    assert row.created_at.tzinfo is not None
+    assert row.updated_at >= row.created_at
+    stored = await db.get(Recipe, row.id)  # in the request's transaction, not yet committed
+    assert stored is not None
+    assert (stored.label, stored.url, stored.submitter_id) == (
+        "Stew",
+        "https://example.com/stew",
+        user.id,
+    )
+    assert stored.created_at == row.created_at
 
 
 async def test_update_recipe_applies_only_set_fields(db: AsyncSession) -> None:
