@@ -26,8 +26,8 @@ PY
 )
 eval "$settings"
 
-bash ./prestart.sh
 if [ "${RELOAD:-}" = 1 ]; then  # scripts/dev.py dev: one process that restarts on code changes
+    bash ./prestart.sh
     exec fastapi dev --host "$HOST" --port "$PORT" "$@"
 fi
 # Workers share metrics through files here; a previous run's files would be counted again.
@@ -35,9 +35,10 @@ if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
     mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
 fi
+# prestart.sh prepares the database, then serves from the same Python process.
 # Proxy headers are honoured only from FORWARDED_ALLOW_IPS (uvicorn's default: 127.0.0.1).
 # The protocol bounds how large and how slow a request's arrival may be (app/server.py).
-exec uvicorn app.main:app \
+exec bash ./prestart.sh uvicorn app.main:app \
     --host "${HOST:-0.0.0.0}" \
     --port "${PORT:-8000}" \
     --workers "${WORKERS:-1}" \

@@ -73,6 +73,24 @@ def test_prestart_replicas_at_once_migrate_and_seed_once(
     assert recipes == distinct == len(SEED_RECIPES)
 
 
+def test_prestart_sh_runs_a_given_command_once_the_database_is_ready(
+    fresh_database_url: str,
+) -> None:
+    env = script_env(fresh_database_url)
+    done = subprocess.run(
+        ["bash", "prestart.sh", "sh", "-c", "echo then-served; exit 3"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=PRESTART_TIMEOUT_SECONDS,
+        check=False,
+    )
+    output = done.stdout.decode() + done.stderr.decode()
+    assert "initial data created" in output  # prepared first...
+    assert done.stdout.decode().strip().endswith("then-served")  # ...then the command ran
+    assert done.returncode == 3  # in prestart's place: its status is the command's
+
+
 # Synchronous: prestart runs one event loop per step, as it does in its own process.
 def test_prestart_main_waits_migrates_and_seeds(
     fresh_database_url: str, monkeypatch: pytest.MonkeyPatch

@@ -24,6 +24,10 @@ def test_run_sh_migrates_seeds_and_serves(fresh_database_url: str) -> None:
         httpx2.Client(base_url=service.base_url, timeout=10) as http,
     ):
         assert http.get("/readyz").status_code == 200
+        # run.sh became prestart.sh's Python process, which then became the server: one
+        # interpreter (and one set of imports) for both, the process a supervisor signals.
+        cmdline = Path(f"/proc/{service.proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:4] == [b"-m", b"app.prestart", b"uvicorn"], cmdline
         login = http.post(
             "/api/v1/auth/login",
             data={
