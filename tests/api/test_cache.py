@@ -84,6 +84,34 @@ async def test_cache_serves_hits_without_the_database(
         assert (await client.get(f"/api/v1/recipes/{recipe.id}")).json()["label"] == "FromRedis"
 
 
+async def test_a_hit_sends_the_bytes_and_etag_the_read_sent(
+    configure: Configure, db: AsyncSession, normal_user: User, redis_url: str, redis_prefix: str
+) -> None:
+    configure(REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
+    recipe = await create_random_recipe(db, submitter_id=normal_user.id, label="Same Bytes")
+    async with AsyncExitStack() as stack:
+        client = await _instance(stack, db)
+        path = f"/api/v1/recipes/{recipe.id}"
+        read, hit = await client.get(path), await client.get(path)
+        redis = redis_module.create_redis(redis_url, timeout=1.0)
+        try:
+            stored = await redis.get(f"{redis_prefix}recipe:{recipe.id}")
+        finally:
+            await redis.aclose()
+    assert stored == read.content == hit.content  # the second answer came from the cache
+    assert hit.headers["etag"] == read.headers["etag"]
+    assert hit.headers["content-type"] == read.headers["content-type"] == "application/json"
+    assert hit.json() == {
+        "id": recipe.id,
+        "label": "Same Bytes",
+        "source": recipe.source,
+        "url": recipe.url,
+        "submitter_id": normal_user.id,
+        "created_at": read.json()["created_at"],
+        "updated_at": read.json()["updated_at"],
+    }
+
+
 @pytest.mark.parametrize(("reachable", "state"), [(True, "up"), (False, "degraded")])
 async def test_readyz_reports_redis(
     configure: Configure, db: AsyncSession, redis_url: str, reachable: bool, state: str

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import AfterValidator
 
 from app.api.cache_policy import public_cache
@@ -96,19 +96,26 @@ async def search_recipes(
     return RecipeSearchResults(results=[RecipeRead.model_validate(r) for r in found.items])
 
 
-@recipes_router.get("/{recipe_id}", responses=errors(RecipeNotFound))
+@recipes_router.get("/{recipe_id}", response_model=RecipeRead, responses=errors(RecipeNotFound))
 @public
-async def read_recipe(db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId) -> RecipeRead:
+async def read_recipe(
+    db: ReadSessionDep, cache: CacheDep, recipe_id: RecipeId, response: Response
+) -> Response:
     """One recipe by id."""
     key = _cache_key(recipe_id)
-    if (cached := await cache.get(key)) is not None:
-        return RecipeRead.model_validate_json(cached)
-    recipe = await recipes.get(db, recipe_id)
-    if recipe is None:
-        raise RecipeNotFound
-    recipe_out = RecipeRead.model_validate(recipe)
-    await cache.set(key, recipe_out.model_dump_json().encode(), settings.ITEM_CACHE_SECONDS)
-    return recipe_out
+    # The cache keeps the answer's body as sent, so a hit is sent as it is: no parsing and
+    # validating it again, and the same bytes (and ETag) as the read that stored it.
+    body = await cache.get(key)
+    if body is None:
+        recipe = await recipes.get(db, recipe_id)
+        if recipe is None:
+            raise RecipeNotFound
+        body = RecipeRead.model_validate(recipe).model_dump_json().encode()
+        await cache.set(key, body, settings.ITEM_CACHE_SECONDS)
+    answer = Response(body, media_type="application/json")
+    # Headers the dependencies set (RateLimit-*), which FastAPI adds only to answers it makes.
+    answer.headers.raw.extend(response.headers.raw)
+    return answer
 
 
 @recipes_router.post(
