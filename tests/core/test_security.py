@@ -169,6 +169,8 @@ def test_a_token_is_verified_once_and_an_invalid_one_every_time(
         return real(token, *args, **kwargs)
 
     monkeypatch.setattr(jwt, "decode", counting)
+    # Another test may have had the same token verified (same subject, same second).
+    security._verified.cache_clear()
     good = create_access_token(8)
     bad = _forge(_claims(), key="another-key-of-sufficient-length-123456")
     for _ in range(3):
