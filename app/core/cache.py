@@ -1,5 +1,7 @@
 """The one cache protocol and its stores: none, this process's memory, or the app's Redis."""
 
+import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -58,13 +60,67 @@ class MemoryCache:
         self._items.pop(key, None)
 
 
+class ReadBatch:
+    """The reads asked for in one turn of the event loop, sent together as one MGET.
+
+    A GET costs about what a database read does, almost all of it in the round trip; under
+    load many requests reach the cache in the same turn, and then one round trip serves them
+    all. A lone read still costs one round trip. Each caller awaits its own future, so its own
+    timeout (and cancellation) ends only its wait, never the batch.
+    """
+
+    def __init__(self, store: RedisStore) -> None:
+        self._store = store
+        self._keys: list[str] = []
+        self._waiters: list[asyncio.Future[object]] = []
+        # Running batches, kept so that none is collected before it ends.
+        self._running: set[asyncio.Task[None]] = set()
+
+    def get(self, key: str) -> "asyncio.Future[object]":
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        if not self._keys:
+            # Sent once this turn's callbacks have run; in an empty context, as the batch
+            # belongs to no one request.
+            loop.call_soon(self._send, context=contextvars.Context())
+        self._keys.append(key)
+        self._waiters.append(waiter)
+        return waiter
+
+    def _send(self) -> None:
+        keys, waiters = self._keys, self._waiters
+        self._keys, self._waiters = [], []
+        task = asyncio.get_running_loop().create_task(self._read(keys, waiters))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _read(self, keys: list[str], waiters: list["asyncio.Future[object]"]) -> None:
+        try:
+            values = await self._store.client.mget(keys)
+        except asyncio.CancelledError:
+            for waiter in waiters:
+                waiter.cancel()
+            raise
+        except Exception as exc:
+            # Each caller's store.call() then reports it (and opens the breaker) as for a GET.
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for waiter, value in zip(waiters, values, strict=True):
+            if not waiter.done():
+                waiter.set_result(value)
+
+
 class RedisCache:
     """Entries shared by every instance, under the app's key prefix (and `namespace`). A Redis
-    failure is a miss: the cache never takes a feature down with it."""
+    failure is a miss: the cache never takes a feature down with it. Reads of one event-loop
+    turn share a round trip (ReadBatch)."""
 
     def __init__(self, store: RedisStore, namespace: str = "") -> None:
         self._store = store
         self._namespace = namespace
+        self._reads = ReadBatch(store)
 
     def _key(self, key: str) -> str:
         return self._store.key(self._namespace + key)
@@ -72,7 +128,7 @@ class RedisCache:
     async def get(self, key: str) -> bytes | None:
         try:
             async with self._store.call():
-                value = await self._store.client.get(self._key(key))
+                value = await self._reads.get(self._key(key))
         except RedisUnavailable as exc:
             logger.warning("cache read failed: %s", exc)
             return None
