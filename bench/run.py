@@ -457,8 +457,9 @@ async def measure(
 ) -> dict[str, Any]:
     """wrk throughput and CPU per request, then open-loop latency, alternating between servers.
 
-    The hello floor (if served) answers its one route in every round, so each round gives each
-    server's CPU per request in hello units; the row keeps their medians.
+    The hello floor (if served) answers its one route before and after every other server's
+    run, so each run gives that server's CPU per request in hello units; the row keeps their
+    medians.
     """
     _, _, load_core = cpus()
     if warm:
@@ -469,13 +470,28 @@ async def measure(
                 server, HELLO if name == "hello" else ep, max_id, prof.wrk_seconds, load_core, tmp
             )
     wrk: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    # Each server's CPU per request over the mean of the hello runs just before and after it:
+    # this machine's speed drifts by a fifth within seconds, so a hello run a round away
+    # would move the figure more than most changes do.
+    units: dict[str, list[float]] = {name: [] for name in servers if name != "hello"}
+    # A login costs an Argon2id hash: too few finish in a one-second run to count.
+    seconds = max(prof.wrk_seconds, 3) if ep.name == "login" else prof.wrk_seconds
     for r in range(prof.rounds):
-        order = list(servers) if r % 2 == 0 else list(reversed(servers))
+        order = [n for n in servers if n != "hello"]
+        if r % 2:
+            order.reverse()
+        hello_before = None
+        if "hello" in servers:
+            hello_before = run_wrk(servers["hello"], HELLO, max_id, seconds, load_core, tmp)
+            wrk["hello"].append(hello_before)
         for name in order:
-            # A login costs an Argon2id hash: too few finish in a one-second run to count.
-            seconds = max(prof.wrk_seconds, 3) if ep.name == "login" else prof.wrk_seconds
-            target = HELLO if name == "hello" else ep
-            wrk[name].append(run_wrk(servers[name], target, max_id, seconds, load_core, tmp))
+            wrk[name].append(run_wrk(servers[name], ep, max_id, seconds, load_core, tmp))
+            if hello_before is not None:
+                hello_after = run_wrk(servers["hello"], HELLO, max_id, seconds, load_core, tmp)
+                wrk["hello"].append(hello_after)
+                floor = (hello_before["cpu_us"] + hello_after["cpu_us"]) / 2
+                units[name].append(wrk[name][-1]["cpu_us"] / floor)
+                hello_before = hello_after
     rps = {name: median([w["rps"] for w in runs]) for name, runs in wrk.items()}
     measured = [name for name in servers if name != "hello"]
     lat: dict[str, list[Result]] = {name: [] for name in measured}
@@ -509,11 +525,9 @@ async def measure(
             "open_loop_statuses": merged_statuses(lat[name]) if lat.get(name) else {},
         }
         if "hello" in servers:
-            units = [
-                w["cpu_us"] / h["cpu_us"] for w, h in zip(wrk[name], wrk["hello"], strict=True)
-            ]
-            out[name]["hello_units"] = median(units)
-            out[name]["hello_units_runs"] = [round(u, 2) for u in units]
+            runs = units.get(name, [1.0] * len(wrk[name]))
+            out[name]["hello_units"] = median(runs)
+            out[name]["hello_units_runs"] = [round(u, 2) for u in runs]
     if "baseline" in servers:
         out["ratio"] = rps["ours"] / rps["baseline"] if rps["baseline"] else float("nan")
     if "before" in servers:
