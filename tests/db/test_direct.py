@@ -6,14 +6,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Numeric, bindparam, column, delete, event, select, table, text
+from sqlalchemy import (
+    Numeric,
+    String,
+    TypeDecorator,
+    bindparam,
+    column,
+    delete,
+    event,
+    select,
+    table,
+    text,
+)
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.crud.crud_recipe import recipe as recipes
 from app.crud.pagination import PageParams
 from app.db import direct
+from app.db.base_class import UTCDateTime
 from app.db.direct import DirectReader, compile_plan
 from app.db.session import (
     ReadSession,
@@ -45,13 +57,37 @@ def test_a_plan_binds_its_literals_and_takes_the_rest_per_call() -> None:
         plan.arguments({})  # a missing value is an error, never a NULL
 
 
+class Shouted(TypeDecorator[str]):
+    impl = String()
+    cache_ok = True
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:  # noqa: ARG002
+        return None if value is None else value.upper()
+
+
 def test_a_plan_converts_what_the_column_types_convert() -> None:
+    words = table("word", column("id"), column("text", Shouted()))
+    plan = compile_plan(select(words.c.id, words.c.text), DIALECT)
+    assert plan is not None
+    row = plan.make((1, "quiet"))
+    assert (row.id, row.text) == (1, "QUIET")  # type: ignore[attr-defined]
+
+
+def test_timestamps_need_no_conversion_from_asyncpg_only() -> None:
+    # asyncpg gives timestamptz as aware UTC datetimes already: no work per value. SQLite keeps
+    # no offset, so its naive values still become aware UTC ones.
+    assert UTCDateTime().dialect_impl(DIALECT).result_processor(DIALECT, None) is None
+    sqlite_dialect = sqlite.aiosqlite.dialect()
+    convert = UTCDateTime().dialect_impl(sqlite_dialect).result_processor(sqlite_dialect, None)
+    assert convert is not None
+    converted = convert("2026-01-02 03:04:05.000000")
+    assert converted is not None
+    assert converted.tzinfo is UTC
     plan = compile_plan(select(*Recipe.__table__.columns), DIALECT)
     assert plan is not None
-    naive = datetime(2026, 1, 2, 3, 4, 5)
-    row = plan.make((1, "l", "s", "https://x.test", 2, naive, naive))
-    assert row.created_at.tzinfo is UTC  # type: ignore[attr-defined]
-    assert (row.id, row.label) == (1, "l")  # type: ignore[attr-defined]
+    stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    row = plan.make((1, "l", "s", "https://x.test", 2, stamp, stamp))
+    assert row.created_at is stamp  # type: ignore[attr-defined]
 
 
 def test_statements_that_need_sqlalchemys_execution_get_no_plan() -> None:
@@ -115,7 +151,7 @@ async def test_direct_reads_answer_what_sqlalchemy_does_without_its_execution(
         ).one()
         assert executed  # the listener does see SQLAlchemy's own statements
         assert tuple(found) == tuple(core)  # type: ignore[arg-type]
-        assert found.created_at.tzinfo is not None  # type: ignore[union-attr]
+        assert found.created_at.tzinfo is UTC  # type: ignore[union-attr]
         assert await reads.get(Recipe, 2**31 - 1) is None
     finally:
         async with pg_engine.begin() as conn:
