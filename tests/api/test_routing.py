@@ -7,10 +7,10 @@ import httpx2
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, HTTPException
 from fastapi.routing import APIRoute, iter_route_contexts
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
 
 from app import main as main_module
-from app.api.routing import flatten_routes
+from app.api.routing import PrefixedRoute, flatten_routes
 from app.main import app, create_app
 
 
@@ -95,3 +95,27 @@ def test_the_apps_document_is_the_one_its_included_routers_describe(
     nested = create_app()
     assert any(not isinstance(route, APIRoute | Route | Mount) for route in nested.router.routes)
     assert _schema(flat) == _schema(nested)
+
+
+def _scope(path: str, method: str = "GET", root_path: str = "") -> dict[str, object]:
+    return {"type": "http", "method": method, "path": path, "root_path": root_path}
+
+
+def test_each_api_route_turns_away_paths_outside_its_literal_prefix() -> None:
+    made = _nested_app()
+    flatten_routes(made)
+    (route,) = made.router.routes[-1:]
+    assert isinstance(route, PrefixedRoute)
+    assert route.literal == "/v1/things/"
+    assert route.matches(_scope("/v1/things/7"))[0] is Match.FULL
+    assert route.matches(_scope("/v1/things/7", "DELETE"))[0] is Match.PARTIAL  # then 405
+    assert route.matches(_scope("/v1/other/7"))[0] is Match.NONE
+    assert route.matches(_scope("/v1/things"))[0] is Match.NONE
+    # Under a root path the full match decides, as Starlette strips the root path first.
+    assert route.matches(_scope("/proxy/v1/things/7", root_path="/proxy"))[0] is Match.FULL
+
+
+def test_every_api_route_of_the_app_is_prefixed() -> None:
+    api = [route for route in app.router.routes if isinstance(route, APIRoute)]
+    assert api
+    assert all(isinstance(route, PrefixedRoute) for route in api)
