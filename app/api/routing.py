@@ -48,8 +48,8 @@ def _flat(context: RouteContext) -> APIRoute:
 def flatten_routes(app: FastAPI) -> None:
     """Replace each included router whose routes are all API routes by those routes, as
     included, and every API route by its PrefixedRoute. Anything else (mounts, plain routes)
-    stays as it is. Call it once every router
-    is included: a route added to an included router afterwards would not be seen."""
+    stays as it is. Call it once every router is included: a route added to an included router
+    afterwards would not be seen."""
     routes: list[BaseRoute] = []
     for route in app.router.routes:
         if isinstance(route, APIRoute):
