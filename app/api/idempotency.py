@@ -10,16 +10,15 @@ import functools
 import hashlib
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar, get_args, get_origin
 
-from fastapi import Depends, Header, Request
+from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.api.deps import SessionDep, TokenDep, token_user_id
+from app.api.deps import oauth2_scheme, token_user_id
 from app.services import idempotency
 from app.services.errors import IdempotencyKeyReused
 
@@ -27,73 +26,95 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 HEADER = "Idempotency-Key"
-_PARAM = "idempotent_request"
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotentRequest:
-    db: AsyncSession
-    # Headers other dependencies set (RateLimit-*), which a returned Response would drop.
-    sub_response: Response
-    # None when the request carries no key: the route runs as usual.
-    attempt: idempotency.Attempt | None
-    # The route's success status, for answers returned as models.
-    status_code: int
+# Parameter names the decorator adds to the route.
+_KEY = "idempotency_key"
+_REQUEST = "idempotency_request"
+_RESPONSE = "idempotency_response"
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-async def get_idempotent_request(
-    request: Request,
-    response: Response,
-    db: SessionDep,
-    # Not the user: the route checks it already, under its own scopes (a second check would
-    # run again, as FastAPI caches a dependency per scope set). The key needs only the id.
-    token: TokenDep,
-    key: Annotated[
-        str | None,
-        Header(
-            alias=HEADER,
-            min_length=1,
-            max_length=255,
-            pattern=r"^[\x20-\x7e]+$",
-            description="A unique value per intended write (say, a UUID), sent again on every "
-            "retry of it: a retry with the same key and body gets the first answer instead of "
-            "a second write; the same key with another body is 422; while the first request "
-            "runs, 409. Per user and route; kept for IDEMPOTENCY_KEY_EXPIRE_HOURS.",
-            examples=['"8e03978e-40d5-43e8-bc93-6894a57f9324"'],
-        ),
-    ] = None,
-) -> IdempotentRequest:
-    route = request.scope["route"]
-    status_code = route.status_code or 200
-    if key is None:
-        return IdempotentRequest(db, response, None, status_code)
+KeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=HEADER,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x20-\x7e]+$",
+        description="A unique value per intended write (say, a UUID), sent again on every "
+        "retry of it: a retry with the same key and body gets the first answer instead of "
+        "a second write; the same key with another body is 422; while the first request "
+        "runs, 409. Per user and route; kept for IDEMPOTENCY_KEY_EXPIRE_HOURS.",
+        examples=['"8e03978e-40d5-43e8-bc93-6894a57f9324"'],
+    ),
+]
+
+
+async def _attempt(request: Request, key: str) -> idempotency.Attempt:
+    # The route's own dependencies have checked the token by now; the key needs only its user.
+    token = await oauth2_scheme(request)
     # The draft sends the key as a structured-field string: quoted; a bare one is the same.
     key = key.removeprefix('"').removesuffix('"')
-    attempt = idempotency.Attempt(
+    return idempotency.Attempt(
         user_id=token_user_id(token),
-        key_hash=_sha256(f"{request.method} {route.path}\0{key}".encode()),
+        key_hash=_sha256(f"{request.method} {request.scope['route'].path}\0{key}".encode()),
         request_hash=_sha256(await request.body()),
     )
-    return IdempotentRequest(db, response, attempt, status_code)
+
+
+def _param_of(signature: inspect.Signature, kind: type) -> str | None:
+    """The name of the handler's parameter of that type (plain or Annotated), if any."""
+    for name, param in signature.parameters.items():
+        annotation = param.annotation
+        if annotation is kind or (
+            get_origin(annotation) is Annotated and get_args(annotation)[0] is kind
+        ):
+            return name
+    return None
 
 
 def idempotent(
     handler: Callable[P, Awaitable[R]],
 ) -> Callable[..., Awaitable[R | Response]]:
     """Make a route honour Idempotency-Key: `@idempotent` under the route's decorator, on a route
-    whose own dependencies check the user (the key is theirs)."""
+    whose own dependencies check the user (the key is theirs) and that takes the request's
+    session (SessionDep), in whose transaction the answer is kept.
+
+    The key, the request and the response are parameters of the route itself, not a dependency
+    of its own: FastAPI solves every dependency afresh on each request, even a cached one."""
+    signature = inspect.signature(handler)
+    db_name = _param_of(signature, AsyncSession)
+    if db_name is None:
+        raise TypeError(f"@idempotent: {handler.__name__} takes no session (SessionDep)")
+    # FastAPI gives the Request and the Response to one parameter each: the handler's own if it
+    # declares one.
+    request_name = _param_of(signature, Request)
+    response_name = _param_of(signature, Response)
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind)
+        for name, kind, own in (
+            (_REQUEST, Request, request_name),
+            (_RESPONSE, Response, response_name),
+        )
+        if own is None
+    ]
+    extra.append(
+        inspect.Parameter(_KEY, inspect.Parameter.KEYWORD_ONLY, annotation=KeyHeader, default=None)
+    )
 
     @functools.wraps(handler)
     async def endpoint(*args: Any, **kwargs: Any) -> R | Response:
-        req: IdempotentRequest = kwargs.pop(_PARAM)
-        if req.attempt is None:
+        key: str | None = kwargs.pop(_KEY)
+        request: Request = kwargs[request_name] if request_name else kwargs.pop(_REQUEST)
+        response: Response = kwargs[response_name] if response_name else kwargs.pop(_RESPONSE)
+        if key is None:
             return await handler(*args, **kwargs)
+        attempt = await _attempt(request, key)
+        db: AsyncSession = kwargs[db_name]
         try:
-            first = await idempotency.begin(req.db, req.attempt)
+            first = await idempotency.begin(db, attempt)
         except IdempotencyKeyReused as exc:
             # In validation's 422 shape, as OpenAPI declares every 422 of the route.
             error = {"type": "value_error", "loc": ("header", HEADER), "msg": exc.detail}
@@ -107,20 +128,17 @@ def idempotent(
             answer = (
                 result
                 if isinstance(result, Response)
-                else JSONResponse(jsonable_encoder(result), status_code=req.status_code)
+                else JSONResponse(
+                    jsonable_encoder(result), status_code=request.scope["route"].status_code or 200
+                )
             )
             body = bytes(answer.body).decode()
-            await idempotency.finish(req.db, req.attempt, status_code=answer.status_code, body=body)
-        answer.headers.raw.extend(req.sub_response.headers.raw)
+            await idempotency.finish(db, attempt, status_code=answer.status_code, body=body)
+        # Headers other dependencies set (RateLimit-*), which a returned Response would drop.
+        answer.headers.raw.extend(response.headers.raw)
         return answer
 
-    signature = inspect.signature(handler)
-    extra = inspect.Parameter(
-        _PARAM,
-        inspect.Parameter.KEYWORD_ONLY,
-        annotation=Annotated[IdempotentRequest, Depends(get_idempotent_request)],
-    )
     endpoint.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*signature.parameters.values(), extra]
+        parameters=[*signature.parameters.values(), *extra]
     )
     return endpoint

@@ -9,9 +9,12 @@ from typing import Any
 
 import httpx2
 import pytest
+from fastapi import FastAPI, Request, Response
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.api.deps import SessionDep
+from app.api.idempotency import idempotent
 from app.crud.crud_recipe import recipe as recipes
 from app.models import IdempotencyKey, User
 from app.models.recipe import Recipe
@@ -19,7 +22,7 @@ from app.services.errors import Conflict
 from tests.adversarial.test_races import _serving
 from tests.utils.db import migrate
 from tests.utils.user import create_random_user
-from tests.utils.utils import Configure, auth_headers
+from tests.utils.utils import Configure, auth_headers, serve_session
 
 RECIPES = "/api/v1/recipes"
 
@@ -146,6 +149,48 @@ async def test_header_is_documented_in_openapi(client: httpx2.AsyncClient) -> No
     assert header["required"] is False
     assert "retry" in header["description"]
     assert "409" in operation["responses"]
+
+
+def test_a_route_without_the_session_cannot_be_idempotent() -> None:
+    # The answer is kept in the route's own transaction: without its session there is none.
+    async def handler(label: str) -> dict[str, str]:
+        return {"label": label}
+
+    with pytest.raises(TypeError, match="takes no session"):
+        idempotent(handler)
+
+
+async def test_a_route_keeps_its_own_request_and_response(
+    db: AsyncSession, normal_user: User
+) -> None:
+    """FastAPI fills one Request and one Response parameter per route: the decorator shares
+    the handler's own instead of adding a second, which would leave the handler's empty."""
+    runs: list[str] = []
+    made = FastAPI()
+
+    @made.post("/notes", status_code=201)
+    @idempotent
+    async def add_note(session: SessionDep, request: Request, response: Response) -> dict[str, str]:
+        runs.append(f"{request.method} {session is db}")
+        response.headers["X-Handler"] = "ran"
+        return {"note": "kept"}
+
+    serve_session(made, db)
+    transport = httpx2.ASGITransport(app=made)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://test") as http:
+        plain = await http.post("/notes", headers=auth_headers(normal_user.id))
+        headers = _headers(normal_user, secrets.token_hex(16))
+        first = await http.post("/notes", headers=headers)
+        retry = await http.post("/notes", headers=headers)
+    assert (plain.status_code, plain.headers["x-handler"]) == (201, "ran")
+    assert (first.status_code, first.headers["x-handler"], first.json()) == (
+        201,
+        "ran",
+        {"note": "kept"},
+    )
+    assert (retry.status_code, retry.content) == (201, first.content)
+    # The request's session; the retry got the first answer, without running again.
+    assert runs == ["POST True", "POST True"]
 
 
 async def _user(sessions: async_sessionmaker[AsyncSession]) -> User:
