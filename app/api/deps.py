@@ -326,11 +326,15 @@ async def limit_auth_per_ip(request: Request, limiter: RateLimiterDep) -> None:
 AuthRateLimit = Depends(limit_auth_per_ip)
 
 
-async def limit_api_per_ip(request: Request, response: Response, limiter: RateLimiterDep) -> None:
-    """The global budget per client IP for the whole API (RATE_LIMIT_DEFAULT)."""
+async def limit_api_per_ip(request: Request, response: Response) -> None:
+    """The global budget per client IP for the whole API (RATE_LIMIT_DEFAULT). It runs on every
+    API request, so it takes the app's limiter itself: a dependency for it would cost each
+    request a solve (FastAPI solves even a cached dependency afresh)."""
     if settings.RATE_LIMIT_DEFAULT is None:
         return
-    result = await limiter.hit(f"api-ip:{client_ip(request)}", settings.RATE_LIMIT_DEFAULT)
+    result = await app_state(request).limiter.hit(
+        f"api-ip:{client_ip(request)}", settings.RATE_LIMIT_DEFAULT
+    )
     headers = rate_limit_headers(result)
     if not result.allowed:
         raise too_many_requests(result, headers)
