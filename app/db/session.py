@@ -259,31 +259,40 @@ class _Rows(list[Any]):
 Reader = AsyncSession | ReadSession
 
 
-@asynccontextmanager
-async def _closing(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+async def _close(session: AsyncSession) -> None:
     try:
-        yield session
-    finally:
-        try:
-            await session.close()
-        except Exception as exc:
-            # The transaction has ended, so the answer is decided: raising would only turn it
-            # into a 500. A connection lost here is discarded by the pool.
-            logger.warning("closing the session failed: %s", type(exc).__name__)
-
-
-@asynccontextmanager
-async def session_scope() -> AsyncIterator[AsyncSession]:
-    """A new session and its transaction (see request_transaction), closed afterwards."""
-    async with _closing(SessionLocal()) as session, request_transaction(session):
-        yield session
+        await session.close()
+    except Exception as exc:
+        # The transaction has ended, so the answer is decided: raising would only turn it
+        # into a 500. A connection lost here is discarded by the pool.
+        logger.warning("closing the session failed: %s", type(exc).__name__)
 
 
 async def get_db() -> AsyncGenerator[AsyncSession]:
-    """The request's session; declared with scope="function", so that its transaction is
-    committed, or rolled back, before the response is sent."""
-    async with session_scope() as session:
+    """The request's session and its transaction, as request_transaction: committed if the
+    work succeeds, rolled back if it raises. Declared with scope="function", so that the
+    transaction ends before the response is sent. One generator, not a context manager for
+    each step: every request that writes passes through it."""
+    session = SessionLocal()
+    try:
         yield session
+    except BaseException:
+        try:
+            await session.rollback()
+        finally:
+            await _close(session)
+        raise
+    try:
+        await session.commit()
+    except BaseException:
+        await _close(session)
+        raise
+    # The commit gave the connection back to the pool, which is all a close would still do
+    # here but forget the session's objects, as dropping it does.
+
+
+# The same for work outside a request (a background task): a new session and its transaction.
+session_scope = asynccontextmanager(get_db)
 
 
 _reads = ReadSession(read_engine)

@@ -31,6 +31,7 @@ from app.db.session import (
     make_read_engine,
     make_sessionmaker,
     request_transaction,
+    session_scope,
     write_intent,
 )
 from app.main import app
@@ -38,6 +39,7 @@ from app.models import User
 from app.models.recipe import Recipe
 from tests.conftest import TEST_DATABASE_URL
 from tests.utils.user import create_random_user
+from tests.utils.utils import auth_headers
 
 
 async def test_sqlite_connections_get_pragmas(tmp_path: Path) -> None:
@@ -93,13 +95,39 @@ async def test_session_close_failure_is_logged_not_raised(
     failing = async_sessionmaker(engine, class_=LostConnectionSession)
     monkeypatch.setattr(session_module, "SessionLocal", failing)
     transport = httpx2.ASGITransport(app=app)
-    # An unknown token: the request's session commits nothing and answers 204.
+    # An unknown token: the request's session rolls back, then closes, and answers 401. (A
+    # session that committed is not closed: the commit gave its connection back already.)
     body = {"refresh_token": "unknown"}
     async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
-        first = await client.post("/api/v1/auth/logout", json=body)
-        second = await client.post("/api/v1/auth/logout", json=body)
-    assert (first.status_code, second.status_code) == (204, 204)
+        first = await client.post("/api/v1/auth/refresh", json=body)
+        second = await client.post("/api/v1/auth/refresh", json=body)
+    assert (first.status_code, second.status_code) == (401, 401)
     assert any("closing the session failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_committed_request_gives_its_connection_back(database_url: str) -> None:
+    """The request's session is not closed after its commit (see get_db): the commit itself
+    must give the connection back, or every write would leak one."""
+    assert database_url == settings.DATABASE_URL
+    async with session_scope() as db:
+        user = await create_random_user(db)
+    pool = engine.sync_engine.pool
+    before = pool.checkedout()  # type: ignore[attr-defined]
+    transport = httpx2.ASGITransport(app=app)
+    try:
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
+            for _ in range(3):
+                created = await client.post(
+                    "/api/v1/recipes",
+                    json={"label": "Kept", "source": "Test", "url": "https://example.com/kept"},
+                    headers=auth_headers(user.id),
+                )
+                assert created.status_code == 201, created.text
+                assert pool.checkedout() == before  # type: ignore[attr-defined]
+    finally:
+        async with session_scope() as db:
+            await db.execute(delete(Recipe).where(Recipe.submitter_id == user.id))
+            await db.execute(delete(User).where(User.id == user.id))
 
 
 async def test_write_intent_takes_the_sqlite_write_lock_at_begin(tmp_path: Path) -> None:
