@@ -269,21 +269,13 @@ async def _close(session: AsyncSession) -> None:
 
 
 async def get_db() -> AsyncGenerator[AsyncSession]:
-    """The request's session and its transaction, as request_transaction: committed if the
-    work succeeds, rolled back if it raises. Declared with scope="function", so that the
-    transaction ends before the response is sent. One generator, not a context manager for
-    each step: every request that writes passes through it."""
+    """The request's session in its request_transaction. Declared with scope="function", so
+    that the transaction ends before the response is sent. One generator around it, not a
+    context manager for each step: every request that writes passes through it."""
     session = SessionLocal()
     try:
-        yield session
-    except BaseException:
-        try:
-            await session.rollback()
-        finally:
-            await _close(session)
-        raise
-    try:
-        await session.commit()
+        async with request_transaction(session):
+            yield session
     except BaseException:
         await _close(session)
         raise
