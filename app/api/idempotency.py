@@ -84,7 +84,8 @@ def idempotent(
 
     The key, the request and the response are parameters of the route itself, not a dependency
     of its own: FastAPI solves every dependency afresh on each request, even a cached one."""
-    signature = inspect.signature(handler)
+    # Annotations as FastAPI reads them, written as strings or not.
+    signature = inspect.signature(handler, eval_str=True)
     db_name = _param_of(signature, AsyncSession)
     if db_name is None:
         raise TypeError(f"@idempotent: {handler.__name__} takes no session (SessionDep)")

@@ -159,6 +159,13 @@ def test_a_route_without_the_session_cannot_be_idempotent() -> None:
     with pytest.raises(TypeError, match="takes no session"):
         idempotent(handler)
 
+    # Annotations written as strings (`from __future__ import annotations`) are read as FastAPI
+    # reads them: the session is found.
+    async def quoted(db: "SessionDep") -> dict[str, bool]:
+        return {"session": db is not None}
+
+    assert idempotent(quoted).__name__ == "quoted"
+
 
 async def test_a_route_keeps_its_own_request_and_response(
     db: AsyncSession, normal_user: User
