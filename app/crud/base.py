@@ -9,14 +9,14 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
-from sqlalchemy import Insert, Select, bindparam, delete, insert, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.crud.pagination import Page, PageParams, encode_cursor
-from app.db.session import Reader
+from app.db.session import Reader, insert_row
 
 
 class HasIntId(Protocol):
@@ -56,9 +56,8 @@ class Repository(Generic[ModelT]):
     async def insert(self, db: AsyncSession, values: Mapping[str, Any]) -> ModelT:
         """Add one row and return it as stored (defaults filled in): a row to read, as
         ReadSession gives, not a model to change. One INSERT ... RETURNING, without the ORM's
-        unit of work, which costs more than the statement itself."""
-        result = await db.execute(_insert_returning(self.model), dict(values))
-        return cast(ModelT, result.one())
+        unit of work, which costs more than the statement itself (see insert_row)."""
+        return cast(ModelT, await insert_row(db, self.model, values))
 
     async def update(self, db: AsyncSession, obj: ModelT, data: Mapping[str, Any]) -> ModelT | None:
         """Set the fields given; None if the row was deleted meanwhile (nothing to update)."""
@@ -115,12 +114,6 @@ class Repository(Generic[ModelT]):
         if before_id is not None:
             values["page_before_id"] = before_id
         return (await db.scalars(statement, values)).all()
-
-
-@lru_cache(maxsize=256)
-def _insert_returning(model: Any) -> Insert:
-    table = model.__table__
-    return insert(table).returning(*table.columns)
 
 
 @lru_cache(maxsize=256)

@@ -7,8 +7,17 @@ from contextvars import ContextVar
 from functools import cache, lru_cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ScalarResult, Select, Table, bindparam, event, select
-from sqlalchemy.engine import Result, make_url
+from sqlalchemy import (
+    Insert,
+    ScalarResult,
+    Select,
+    Table,
+    bindparam,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.engine import Dialect, Result, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -18,7 +27,16 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.core.config import Settings, settings
-from app.db.direct import PLAN_CACHE_SIZE, DirectReader, DirectReadFailed
+from app.db.direct import (
+    DIRECT_INSERTS,
+    PLAN_CACHE_SIZE,
+    DirectReader,
+    DirectReadFailed,
+    DirectWriteFailed,
+    InsertPlan,
+    compile_insert,
+    insert_on,
+)
 from app.db.folding import register_casefold
 
 logger = logging.getLogger(__name__)
@@ -253,6 +271,39 @@ class _Rows(list[Any]):
 
     def first(self) -> Any:
         return self[0] if self else None
+
+
+@lru_cache(maxsize=PLAN_CACHE_SIZE)
+def _insert_plan(dialect: Dialect, model: Any, keys: frozenset[str]) -> InsertPlan | None:
+    return compile_insert(model.__table__, keys, dialect)
+
+
+@cache
+def _insert_returning(model: Any) -> Insert:
+    return insert(model).returning(*model.__table__.columns)
+
+
+async def insert_row(session: AsyncSession, model: type[Any], values: Mapping[str, Any]) -> Any:
+    """Insert one row in the session's transaction and return it as stored (defaults filled
+    in): a row with the model's columns as attributes, as ReadSession gives, not a model
+    object to change.
+
+    One INSERT ... RETURNING, without the ORM's unit of work. On PostgreSQL it runs straight on
+    the asyncpg driver (app.db.direct), compiled once per table and set of keys: SQLAlchemy's
+    execution context and Result cost more than the statement. Anything else, and a statement
+    the direct path cannot run, goes through SQLAlchemy Core.
+    """
+    entity: Any = model  # a mapped class: hashable, whatever its annotations say
+    connection = await session.connection()
+    dialect = connection.dialect
+    direct = DIRECT_INSERTS and dialect.driver == "asyncpg"
+    plan = _insert_plan(dialect, entity, frozenset(values)) if direct else None
+    if plan is not None:
+        try:
+            return await insert_on(connection, plan, values)
+        except DirectWriteFailed:
+            pass  # SQLAlchemy's own run finds the connection dead and reports it as usual
+    return (await session.execute(_insert_returning(entity), dict(values))).one()
 
 
 # What read-only data access accepts: a read session, or a request's read-write one.

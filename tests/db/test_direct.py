@@ -3,17 +3,23 @@ direct read answers exactly what SQLAlchemy's would."""
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
     Numeric,
     String,
+    Table,
     TypeDecorator,
     bindparam,
     column,
     delete,
     event,
+    func,
     select,
     table,
     text,
@@ -25,10 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.crud.crud_recipe import recipe as recipes
 from app.crud.pagination import PageParams
 from app.db import direct
+from app.db import session as session_module
 from app.db.base_class import UTCDateTime
-from app.db.direct import DirectReader, compile_plan
+from app.db.direct import DirectReader, compile_insert, compile_plan
 from app.db.session import (
     ReadSession,
+    insert_row,
     make_engine,
     make_read_engine,
     make_sessionmaker,
@@ -40,6 +48,7 @@ from tests.conftest import TEST_DATABASE_URL
 from tests.utils.user import create_random_user
 
 DIALECT = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
+RECIPES = cast(Table, Recipe.__table__)
 
 
 def test_a_plan_binds_its_literals_and_takes_the_rest_per_call() -> None:
@@ -212,3 +221,159 @@ async def test_reads_in_a_session_run_directly_and_fall_back_to_sqlalchemy(
         assert (await reads_in(session).get(User, user.id)).email == user.email  # type: ignore[union-attr]
         assert len(executed) == 1  # read again through SQLAlchemy, in the same transaction
         await session.rollback()
+
+
+def test_an_insert_plan_fills_python_defaults_and_converts_what_the_types_convert() -> None:
+    keys = frozenset({"label", "source", "url", "submitter_id"})
+    plan = compile_insert(RECIPES, keys, DIALECT)
+    assert plan is not None
+    assert plan.sql.startswith("INSERT INTO recipe")
+    assert "RETURNING" in plan.sql
+    given = {"label": "Stew", "source": "Gran", "url": "https://x.test/stew", "submitter_id": 3}
+    arguments = dict(zip(plan.names, plan.arguments(given), strict=True))
+    assert {k: arguments[k] for k in given} == given
+    assert arguments["created_at"].tzinfo is UTC  # the model's utcnow, per row
+    stamped = compile_insert(RECIPES, keys | {"created_at"}, DIALECT)
+    assert stamped is not None
+    with pytest.raises(ValueError, match="naive"):  # UTCDateTime's check still runs
+        stamped.arguments({**given, "created_at": datetime(2026, 1, 1)})
+    with pytest.raises(KeyError):
+        plan.arguments({"label": "Stew"})  # a missing value is an error, never a NULL
+    assert compile_insert(RECIPES, keys | {"no_such_column"}, DIALECT) is None
+
+
+def test_an_insert_default_that_reads_the_row_gets_the_row() -> None:
+    metadata = MetaData()
+    slugs = Table(
+        "slug",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(20)),
+        Column("slug", String(20), default=lambda ctx: ctx.get_current_parameters()["name"]),
+        Column("made", String(20), server_default="now"),
+    )
+    plan = compile_insert(slugs, frozenset({"name"}), DIALECT)
+    assert plan is not None
+    assert plan.arguments({"name": "stew"}) == ["stew", "stew"]
+
+
+def test_inserts_that_need_sqlalchemys_execution_get_no_plan_and_sql_defaults_stay_sql() -> None:
+    metadata = MetaData()
+    stamped = Table(
+        "stamped",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("at", DateTime, default=func.now()),  # run in SQL, at execution
+    )
+    priced = Table(
+        "priced", metadata, Column("id", Integer, primary_key=True), Column("amount", Numeric())
+    )
+    inlined = compile_insert(stamped, frozenset(), DIALECT)
+    assert inlined is not None  # a default in SQL is part of the statement: nothing to run
+    assert "VALUES (now())" in inlined.sql
+    assert compile_insert(priced, frozenset({"amount"}), DIALECT) is None
+
+
+@needs_postgres
+async def test_direct_inserts_are_in_the_sessions_transaction(pg_engine: AsyncEngine) -> None:
+    """Straight on the driver, yet committed and rolled back with the session's transaction,
+    and the row as SQLAlchemy would give it."""
+    assert direct.DIRECT_INSERTS  # the installed SQLAlchemy's adapter has what they use
+    executed: list[str] = []
+    sessions = make_sessionmaker(pg_engine)
+    async with sessions() as session:
+        user = await create_random_user(session)
+        await session.commit()
+    values = {"label": "Direct", "source": "T", "url": "https://x.test/d", "submitter_id": user.id}
+    event.listen(pg_engine.sync_engine, "before_cursor_execute", lambda *a: executed.append(a[2]))
+    try:
+        async with sessions() as session:
+            dropped: Any = await insert_row(session, Recipe, values)
+            assert executed == []  # not through SQLAlchemy's execution
+            assert session.in_transaction()
+            await session.rollback()
+            assert await reads_in(session).get(Recipe, dropped.id) is None
+            kept: Any = await insert_row(session, Recipe, values)
+            await session.commit()
+        async with sessions() as session:
+            stored = await session.get(Recipe, kept.id)
+            assert stored is not None
+            assert (stored.label, stored.submitter_id) == ("Direct", user.id)
+            assert (stored.created_at, stored.updated_at) == (kept.created_at, kept.updated_at)
+            assert kept.created_at.tzinfo is UTC
+    finally:
+        async with pg_engine.begin() as conn:
+            await conn.execute(delete(User).where(User.id == user.id))
+
+
+@needs_postgres
+async def test_a_refused_direct_insert_is_sqlalchemys_error(pg_engine: AsyncEngine) -> None:
+    """A clash reaches the error handlers as SQLAlchemy's IntegrityError (409), and the session
+    rolls back and goes on as after any failed statement."""
+    values = {
+        "label": "Orphan",
+        "source": "T",
+        "url": "https://x.test/o",
+        "submitter_id": 2**31 - 1,
+    }
+    async with make_sessionmaker(pg_engine)() as session:
+        with pytest.raises(sa_exc.IntegrityError) as caught:
+            await insert_row(session, Recipe, values)
+        assert not caught.value.connection_invalidated
+        assert "Orphan" not in str(caught.value)  # no row values in messages or logs
+        await session.rollback()
+        assert await reads_in(session).get(Recipe, 2**31 - 1) is None
+
+
+@needs_postgres
+async def test_a_direct_insert_on_a_lost_connection_is_reported_by_sqlalchemy(
+    pg_engine: AsyncEngine, database_url: str
+) -> None:
+    """The connection found dead is dropped with the pool's older ones, and the error is the
+    one the handlers answer 503 to."""
+    invalidated: list[object] = []
+    event.listen(pg_engine.sync_engine.pool, "invalidate", lambda *a: invalidated.append(a))
+    values = {"label": "Lost", "source": "T", "url": "https://x.test/l", "submitter_id": 1}
+    async with make_sessionmaker(pg_engine)() as session:
+        connection = await session.connection()
+        pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+        admin = make_engine(database_url)
+        try:
+            async with admin.connect() as conn:
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        finally:
+            await admin.dispose()
+        with pytest.raises(sa_exc.DBAPIError) as caught:
+            await insert_row(session, Recipe, values)
+        assert caught.value.connection_invalidated
+        assert invalidated
+        await session.rollback()
+    async with make_sessionmaker(pg_engine)() as session:
+        assert await reads_in(session).get(Recipe, 2**31 - 1) is None  # the pool serves again
+
+
+@pytest.mark.parametrize("adapter_methods", [True, False])
+async def test_inserts_run_directly_on_asyncpg_and_through_sqlalchemy_elsewhere(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, adapter_methods: bool
+) -> None:
+    # Without the adapter's methods (another SQLAlchemy release), asyncpg's inserts go through
+    # SQLAlchemy too.
+    monkeypatch.setattr(session_module, "DIRECT_INSERTS", adapter_methods)
+    engine = make_engine(database_url)
+    executed: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: executed.append(a[2]))
+    try:
+        async with make_sessionmaker(engine)() as session:
+            user = await create_random_user(session)
+            executed.clear()
+            values = {"label": "Any", "source": "T", "url": "https://x.test/a", "submitter_id": 0}
+            row: Any = await insert_row(session, Recipe, {**values, "submitter_id": user.id})
+            assert (row.label, row.submitter_id) == ("Any", user.id)
+            assert row.created_at.tzinfo is UTC
+            if engine.dialect.driver == "asyncpg" and adapter_methods:
+                assert executed == []  # straight on the driver
+            else:
+                assert [sql.split(" (")[0] for sql in executed] == ["INSERT INTO recipe"]
+            await session.rollback()
+    finally:
+        await engine.dispose()
