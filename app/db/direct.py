@@ -6,11 +6,11 @@ ReadSession and app.db.session.insert_row use it; nothing else should."""
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnDefault, Numeric, Select, TableClause, insert
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
@@ -164,13 +164,20 @@ class DirectReader:
         return [plan.make(record) for record in records]
 
 
-# Direct inserts begin the transaction and translate errors as SQLAlchemy's asyncpg adapter
-# does, through its own methods (see insert_on); a release without them inserts through
-# SQLAlchemy instead.
-DIRECT_INSERTS = all(
-    hasattr(AsyncAdapt_asyncpg_connection, name)
-    for name in ("_transaction", "_start_transaction", "_handle_exception")
-)
+@cache
+def direct_inserts(dialect: Dialect) -> bool:
+    """Whether inserts can run straight on this dialect's driver: asyncpg, whose SQLAlchemy
+    adapter has the methods insert_on begins transactions and translates errors with (a
+    release without them inserts through SQLAlchemy Core instead)."""
+    if dialect.driver != "asyncpg":
+        return False
+    # Loaded with the dialect already; imported here so that other backends never load it.
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+    return all(
+        hasattr(AsyncAdapt_asyncpg_connection, name)
+        for name in ("_transaction", "_start_transaction", "_handle_exception")
+    )
 
 
 class DirectWriteFailed(Exception):

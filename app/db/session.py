@@ -28,13 +28,13 @@ from sqlalchemy.ext.asyncio import (
 
 from app.core.config import Settings, settings
 from app.db.direct import (
-    DIRECT_INSERTS,
     PLAN_CACHE_SIZE,
     DirectReader,
     DirectReadFailed,
     DirectWriteFailed,
     InsertPlan,
     compile_insert,
+    direct_inserts,
     insert_on,
 )
 from app.db.folding import register_casefold
@@ -296,8 +296,7 @@ async def insert_row(session: AsyncSession, model: type[Any], values: Mapping[st
     entity: Any = model  # a mapped class: hashable, whatever its annotations say
     connection = await session.connection()
     dialect = connection.dialect
-    direct = DIRECT_INSERTS and dialect.driver == "asyncpg"
-    plan = _insert_plan(dialect, entity, frozenset(values)) if direct else None
+    plan = _insert_plan(dialect, entity, frozenset(values)) if direct_inserts(dialect) else None
     if plan is not None:
         try:
             return await insert_on(connection, plan, values)

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.crud.crud_recipe import recipe as recipes
@@ -242,6 +243,16 @@ def test_an_insert_plan_fills_python_defaults_and_converts_what_the_types_conver
     assert compile_insert(RECIPES, keys | {"no_such_column"}, DIALECT) is None
 
 
+def test_inserts_run_directly_on_asyncpg_while_its_adapter_has_what_they_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert direct.direct_inserts.__wrapped__(DIALECT)
+    assert not direct.direct_inserts.__wrapped__(sqlite.aiosqlite.dialect())
+    # Another SQLAlchemy release, whose adapter begins transactions some other way.
+    monkeypatch.delattr(AsyncAdapt_asyncpg_connection, "_start_transaction")
+    assert not direct.direct_inserts.__wrapped__(DIALECT)
+
+
 def test_an_insert_default_that_reads_the_row_gets_the_row() -> None:
     metadata = MetaData()
     slugs = Table(
@@ -278,7 +289,7 @@ def test_inserts_that_need_sqlalchemys_execution_get_no_plan_and_sql_defaults_st
 async def test_direct_inserts_are_in_the_sessions_transaction(pg_engine: AsyncEngine) -> None:
     """Straight on the driver, yet committed and rolled back with the session's transaction,
     and the row as SQLAlchemy would give it."""
-    assert direct.DIRECT_INSERTS  # the installed SQLAlchemy's adapter has what they use
+    assert direct.direct_inserts(pg_engine.dialect)  # the installed adapter has what they use
     executed: list[str] = []
     sessions = make_sessionmaker(pg_engine)
     async with sessions() as session:
@@ -358,7 +369,8 @@ async def test_inserts_run_directly_on_asyncpg_and_through_sqlalchemy_elsewhere(
 ) -> None:
     # Without the adapter's methods (another SQLAlchemy release), asyncpg's inserts go through
     # SQLAlchemy too.
-    monkeypatch.setattr(session_module, "DIRECT_INSERTS", adapter_methods)
+    if not adapter_methods:
+        monkeypatch.setattr(session_module, "direct_inserts", lambda _dialect: False)
     engine = make_engine(database_url)
     executed: list[str] = []
     event.listen(engine.sync_engine, "before_cursor_execute", lambda *a: executed.append(a[2]))
@@ -371,6 +383,7 @@ async def test_inserts_run_directly_on_asyncpg_and_through_sqlalchemy_elsewhere(
             assert (row.label, row.submitter_id) == ("Any", user.id)
             assert row.created_at.tzinfo is UTC
             if engine.dialect.driver == "asyncpg" and adapter_methods:
+                assert direct.direct_inserts(engine.dialect)
                 assert executed == []  # straight on the driver
             else:
                 assert [sql.split(" (")[0] for sql in executed] == ["INSERT INTO recipe"]
