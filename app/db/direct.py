@@ -1,7 +1,7 @@
-"""Reads of whole rows straight on the asyncpg driver, and one-row inserts on the driver's
-DBAPI cursor: each statement compiled once, then run without SQLAlchemy's execution machinery
-(its Connection, execution context and Result cost about three times the query itself).
-ReadSession and app.db.session.insert_row use it; nothing else should."""
+"""Reads of whole rows and one-row inserts straight on the asyncpg driver: each statement
+compiled once, then run without SQLAlchemy's execution machinery (its Connection, execution
+context and Result cost about three times the query itself). ReadSession and
+app.db.session.insert_row use it; nothing else should."""
 
 from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Mapping, Sequence

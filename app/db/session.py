@@ -280,7 +280,9 @@ def _insert_plan(dialect: Dialect, model: Any, keys: frozenset[str]) -> InsertPl
 
 @cache
 def _insert_returning(model: Any) -> Insert:
-    return insert(model).returning(*model.__table__.columns)
+    # Core's insert of the table, as before the direct path: not the ORM's bulk insert.
+    table = model.__table__
+    return insert(table).returning(*table.columns)
 
 
 async def insert_row(session: AsyncSession, model: type[Any], values: Mapping[str, Any]) -> Any:
