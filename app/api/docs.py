@@ -82,12 +82,21 @@ def complete_openapi(schema: dict[str, Any], routes: list[Any]) -> None:
             for tag in operation.get("tags", []):
                 used_tags.setdefault(tag, route)
             operation.setdefault("description", operation.get("summary", ""))
+            _complete_parameters(operation, route)
             _complete_responses(operation, route)
             _complete_request_example(operation, schemas)
     declared = {tag["name"] for tag in schema.setdefault("tags", [])}
     for tag, route in used_tags.items():
         if tag not in declared:
             schema["tags"].append({"name": tag, "description": _module_summary(route, tag)})
+
+
+def _complete_parameters(operation: dict[str, Any], route: Any) -> None:
+    """Parameters a handler reads itself and declares as `openapi_parameters` (@idempotent's
+    header): FastAPI documents only those it parses."""
+    extra = getattr(route.endpoint, "openapi_parameters", ()) if route is not None else ()
+    if extra:
+        operation.setdefault("parameters", []).extend(extra)
 
 
 def _complete_responses(operation: dict[str, Any], route: Any) -> None:

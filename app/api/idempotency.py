@@ -12,10 +12,11 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, ParamSpec, TypeVar, get_args, get_origin
 
-from fastapi import Header, Request
+from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import oauth2_scheme, token_user_id
@@ -27,29 +28,46 @@ R = TypeVar("R")
 
 HEADER = "Idempotency-Key"
 # Parameter names the decorator adds to the route.
-_KEY = "idempotency_key"
 _REQUEST = "idempotency_request"
 _RESPONSE = "idempotency_response"
+
+# Read from the request, not declared as a header parameter: FastAPI would look for and validate
+# it on every request, sent or not. OpenAPI still documents it (openapi_parameters below).
+_KEY = TypeAdapter(
+    Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$")]
+)
+_DESCRIPTION = (
+    "A unique value per intended write (say, a UUID), sent again on every retry of it: a retry "
+    "with the same key and body gets the first answer instead of a second write; the same key "
+    "with another body is 422; while the first request runs, 409. Per user and route; kept for "
+    "IDEMPOTENCY_KEY_EXPIRE_HOURS."
+)
+PARAMETER = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": _DESCRIPTION,
+    "schema": {**_KEY.json_schema(), "title": HEADER},
+    # The draft's form, a structured-field string; a bare value is read the same.
+    "example": '"8e03978e-40d5-43e8-bc93-6894a57f9324"',
+}
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-KeyHeader = Annotated[
-    str | None,
-    Header(
-        alias=HEADER,
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x20-\x7e]+$",
-        description="A unique value per intended write (say, a UUID), sent again on every "
-        "retry of it: a retry with the same key and body gets the first answer instead of "
-        "a second write; the same key with another body is 422; while the first request "
-        "runs, 409. Per user and route; kept for IDEMPOTENCY_KEY_EXPIRE_HOURS.",
-        examples=['"8e03978e-40d5-43e8-bc93-6894a57f9324"'],
-    ),
-]
+def _key(request: Request) -> str | None:
+    """The header's value, if sent; a malformed one is 422, in the shape FastAPI gives a header
+    it validates itself."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        return None
+    try:
+        return _KEY.validate_python(key)
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("header", HEADER)} for error in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from exc
 
 
 async def _attempt(request: Request, key: str) -> idempotency.Attempt:
@@ -82,8 +100,9 @@ def idempotent(
     whose own dependencies check the user (the key is theirs) and that takes the request's
     session (SessionDep), in whose transaction the answer is kept.
 
-    The key, the request and the response are parameters of the route itself, not a dependency
-    of its own: FastAPI solves every dependency afresh on each request, even a cached one."""
+    The request and the response are parameters of the route itself, not a dependency of its
+    own: FastAPI solves every dependency afresh on each request, even a cached one. The key is
+    read from the request."""
     # Annotations as FastAPI reads them, written as strings or not.
     signature = inspect.signature(handler, eval_str=True)
     db_name = _param_of(signature, AsyncSession)
@@ -101,15 +120,12 @@ def idempotent(
         )
         if own is None
     ]
-    extra.append(
-        inspect.Parameter(_KEY, inspect.Parameter.KEYWORD_ONLY, annotation=KeyHeader, default=None)
-    )
 
     @functools.wraps(handler)
     async def endpoint(*args: Any, **kwargs: Any) -> R | Response:
-        key: str | None = kwargs.pop(_KEY)
         request: Request = kwargs[request_name] if request_name else kwargs.pop(_REQUEST)
         response: Response = kwargs[response_name] if response_name else kwargs.pop(_RESPONSE)
+        key = _key(request)
         if key is None:
             return await handler(*args, **kwargs)
         attempt = await _attempt(request, key)
@@ -142,4 +158,5 @@ def idempotent(
     endpoint.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[*signature.parameters.values(), *extra]
     )
+    endpoint.openapi_parameters = [PARAMETER]  # type: ignore[attr-defined]
     return endpoint
