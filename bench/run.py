@@ -236,6 +236,10 @@ def service_env(
         PORT=str(port),
         WORKERS=str(workers),
     )
+    # Start-up as deployed, from compiled bytecode (the image compiles it at build): the first
+    # start, which the figure leaves out, writes it here rather than into the checkout.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
     if workers > 1:
         # As .env.example advises: /metrics then adds up every worker (at a cost per request).
         env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / f"metrics-{port}")
