@@ -1,5 +1,6 @@
 """Offline Swagger UI and ReDoc, and an OpenAPI document that every route completes the same way."""
 
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,8 @@ def _complete_parameters(operation: dict[str, Any], route: Any) -> None:
     header): FastAPI documents only those it parses."""
     extra = getattr(route.endpoint, "openapi_parameters", ()) if route is not None else ()
     if extra:
-        operation.setdefault("parameters", []).extend(extra)
+        # Copies: the document is the app's to change, the declarations are shared.
+        operation.setdefault("parameters", []).extend(copy.deepcopy(extra))
 
 
 def _complete_responses(operation: dict[str, Any], route: Any) -> None:

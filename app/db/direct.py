@@ -164,13 +164,17 @@ class DirectReader:
         return [plan.make(record) for record in records]
 
 
-@cache
 def direct_inserts(dialect: Dialect) -> bool:
     """Whether inserts can run straight on this dialect's driver: asyncpg, whose SQLAlchemy
     adapter has the methods insert_on begins transactions and translates errors with (a
     release without them inserts through SQLAlchemy Core instead)."""
-    if dialect.driver != "asyncpg":
-        return False
+    return dialect.driver == "asyncpg" and _asyncpg_adapter_fits()
+
+
+# Cached once per process, not per dialect: a cache keyed by dialects would keep every engine's
+# dialect alive.
+@cache
+def _asyncpg_adapter_fits() -> bool:
     # Loaded with the dialect already; imported here so that other backends never load it.
     from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 

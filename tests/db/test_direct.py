@@ -246,11 +246,17 @@ def test_an_insert_plan_fills_python_defaults_and_converts_what_the_types_conver
 def test_inserts_run_directly_on_asyncpg_while_its_adapter_has_what_they_use(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert direct.direct_inserts.__wrapped__(DIALECT)
-    assert not direct.direct_inserts.__wrapped__(sqlite.aiosqlite.dialect())
+    fits = direct._asyncpg_adapter_fits
+    fits.cache_clear()
+    assert direct.direct_inserts(DIALECT)
+    assert not direct.direct_inserts(sqlite.aiosqlite.dialect())
     # Another SQLAlchemy release, whose adapter begins transactions some other way.
     monkeypatch.delattr(AsyncAdapt_asyncpg_connection, "_start_transaction")
-    assert not direct.direct_inserts.__wrapped__(DIALECT)
+    fits.cache_clear()
+    try:
+        assert not direct.direct_inserts(DIALECT)
+    finally:
+        fits.cache_clear()  # the next caller sees the real adapter again
 
 
 def test_an_insert_default_that_reads_the_row_gets_the_row() -> None:
